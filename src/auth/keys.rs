@@ -1,0 +1,139 @@
+//! SQL for the `api_keys` table: the only place that reads or writes it.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::db::{Db, Json, now};
+use crate::with_db;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub name: String,
+    pub key_prefix: String,
+    pub key_hash: String,
+    pub scopes: Json<Vec<String>>,
+    pub key_type: String,
+    pub is_active: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub allowed_sources: Option<Json<Vec<String>>>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, uuid, name, key_prefix, key_hash, scopes, key_type, is_active, expires_at, \
+                       last_used_at, allowed_sources, created_at";
+
+pub struct NewApiKey<'a> {
+    pub name: &'a str,
+    pub key_prefix: &'a str,
+    pub lookup_hash: &'a str,
+    pub key_hash: &'a str,
+    pub scopes: &'a [String],
+    pub key_type: &'a str,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub allowed_sources: Option<&'a [String]>,
+}
+
+fn insert_sql(only_if_table_empty: bool) -> String {
+    let guard = if only_if_table_empty { " WHERE NOT EXISTS (SELECT 1 FROM api_keys)" } else { "" };
+    format!(
+        "INSERT INTO api_keys (uuid, name, key_prefix, lookup_hash, key_hash, scopes, key_type, \
+         is_active, expires_at, allowed_sources, is_system, created_at, updated_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, FALSE, $10, $10{guard} RETURNING {COLUMNS}"
+    )
+}
+
+/// Inserts a key. With `only_if_table_empty`, inserts nothing (returns `None`) when any key,
+/// active or not, already exists: the bootstrap key is printed once in a database's life.
+pub async fn insert(db: &Db, key: &NewApiKey<'_>, only_if_table_empty: bool) -> sqlx::Result<Option<ApiKeyRow>> {
+    let sql = insert_sql(only_if_table_empty);
+    let allowed = key.allowed_sources.map(|s| Json(s.to_vec()));
+    with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
+        .bind(Uuid::new_v4())
+        .bind(key.name)
+        .bind(key.key_prefix)
+        .bind(key.lookup_hash)
+        .bind(key.key_hash)
+        .bind(Json(key.scopes.to_vec()))
+        .bind(key.key_type)
+        .bind(key.expires_at)
+        .bind(allowed)
+        .bind(now())
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn find_by_lookup_hash(db: &Db, lookup_hash: &str) -> sqlx::Result<Option<ApiKeyRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE lookup_hash = $1");
+    with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql)).bind(lookup_hash).fetch_optional(p).await)
+}
+
+pub async fn find_by_id(db: &Db, id: i64) -> sqlx::Result<Option<ApiKeyRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
+    with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(p).await)
+}
+
+pub async fn find_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<ApiKeyRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE uuid = $1");
+    with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(p).await)
+}
+
+/// Active keys whose display prefix is `prefix` (the CLI revokes by prefix when unambiguous).
+pub async fn find_active_by_prefix(db: &Db, prefix: &str) -> sqlx::Result<Vec<ApiKeyRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_prefix = $1 AND is_active = TRUE");
+    with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql)).bind(prefix).fetch_all(p).await)
+}
+
+/// Active keys, newest first, one page; plus the total count of active keys.
+pub async fn list_active(db: &Db, limit: i64, offset: i64) -> sqlx::Result<(Vec<ApiKeyRow>, i64)> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE is_active = TRUE ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+    );
+    let rows = with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(p).await)?;
+    let total: i64 = with_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE is_active = TRUE").fetch_one(p).await)?;
+    Ok((rows, total))
+}
+
+pub struct KeyPatch<'a> {
+    pub scopes: Option<&'a [String]>,
+    pub is_active: Option<bool>,
+    /// `Some(None)` clears the restriction; `None` leaves it.
+    pub allowed_sources: Option<Option<&'a [String]>>,
+}
+
+pub async fn update(db: &Db, uuid: Uuid, patch: &KeyPatch<'_>) -> sqlx::Result<Option<ApiKeyRow>> {
+    let sql = format!(
+        "UPDATE api_keys SET \
+           scopes = CASE WHEN $2 THEN $3 ELSE scopes END, \
+           is_active = COALESCE($4, is_active), \
+           revoked_at = CASE WHEN $4 = FALSE AND is_active = TRUE THEN $7 WHEN $4 = TRUE THEN NULL ELSE revoked_at END, \
+           allowed_sources = CASE WHEN $5 THEN $6 ELSE allowed_sources END, \
+           updated_at = $7 \
+         WHERE uuid = $1 RETURNING {COLUMNS}"
+    );
+    let scopes = patch.scopes.map(|s| Json(s.to_vec()));
+    let allowed = patch.allowed_sources.flatten().map(|s| Json(s.to_vec()));
+    with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
+        .bind(uuid)
+        .bind(scopes.is_some())
+        .bind(scopes.unwrap_or(Json(vec![])))
+        .bind(patch.is_active)
+        .bind(patch.allowed_sources.is_some())
+        .bind(allowed)
+        .bind(now())
+        .fetch_optional(p)
+        .await)
+}
+
+/// Soft delete: the row stays for audit, the key stops working.
+pub async fn deactivate(db: &Db, uuid: Uuid) -> sqlx::Result<Option<ApiKeyRow>> {
+    update(db, uuid, &KeyPatch { scopes: None, is_active: Some(false), allowed_sources: None }).await
+}
+
+pub async fn touch_last_used(db: &Db, id: i64, at: DateTime<Utc>) -> sqlx::Result<()> {
+    with_db!(db, p => sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2").bind(at).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! Settings: built-in defaults → `config/default.toml` → the file named by `CALSETA_CONFIG` →
+//! `.env` → process environment (highest). Names are Calseta's environment variable names,
+//! lower-cased as struct fields. Any secret can also be read from a file named by `<NAME>_FILE`
+//! (Docker / Kubernetes secrets). `ENVIRONMENT=production` refuses unsafe settings at start-up,
+//! naming the setting.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `development` (default) or `production`.
+    pub environment: String,
+    /// `sqlite://…` or `postgres://…`; unset means the embedded SQLite file under `./data`.
+    pub database_url: Option<String>,
+    pub database_max_connections: u32,
+    /// Listen address of `serve` (also `--bind`).
+    pub calseta_bind: String,
+    pub app_version: String,
+    pub log_format: String,
+    pub log_level: String,
+
+    // Secrets.
+    pub encryption_key: Option<String>,
+    pub sentinel_webhook_secret: Option<String>,
+    pub elastic_webhook_secret: Option<String>,
+    pub splunk_webhook_secret: Option<String>,
+
+    // HTTP surface.
+    pub cors_allowed_origins: String,
+    pub cors_allow_all_origins: bool,
+    pub https_enabled: bool,
+    pub security_header_hsts_enabled: bool,
+    pub trusted_proxy_count: usize,
+    pub max_request_body_size_mb: u64,
+    pub max_ingest_payload_size_mb: u64,
+    /// Deepest JSON nesting accepted in a request body.
+    pub max_json_depth: usize,
+    /// Serve `/openapi.json` and the docs UI. Defaults on in development, off in production.
+    pub docs_enabled: Option<bool>,
+    /// Production refuses `docs_enabled=true` unless this explicit opt-in is set too.
+    pub docs_allow_in_production: bool,
+
+    // Rate limits (per minute; 0 = unlimited).
+    pub rate_limit_default_per_minute: u32,
+    pub rate_limit_unauthed_per_minute: u32,
+    pub rate_limit_ingest_per_minute: u32,
+    pub rate_limit_enrichment_per_minute: u32,
+    pub rate_limit_workflow_execute_per_minute: u32,
+    /// Shared limiter store; unset = in-process limiter (one replica only).
+    pub redis_url: Option<String>,
+    /// What to do when the shared store is unreachable: `default` (fail closed for
+    /// unauthenticated and ingest traffic, open for the rest), `open` or `closed`.
+    pub rate_limit_store_failure: String,
+    /// How many replicas serve this deployment; >1 requires a shared limiter store.
+    pub calseta_replicas: u32,
+
+    // Auth.
+    /// How long a verified API key is trusted without re-reading its row (seconds).
+    pub auth_cache_refresh_seconds: u64,
+    /// How long a verified API key skips argon2 (seconds).
+    pub auth_cache_ttl_seconds: u64,
+    /// Print a one-time admin key on first start when no key exists.
+    pub bootstrap_admin_key: bool,
+
+    // Demo data.
+    pub sandbox_mode: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            environment: "development".into(),
+            database_url: None,
+            database_max_connections: 16,
+            calseta_bind: "127.0.0.1:8000".into(),
+            app_version: env!("CARGO_PKG_VERSION").into(),
+            log_format: "text".into(),
+            log_level: "info".into(),
+            encryption_key: None,
+            sentinel_webhook_secret: None,
+            elastic_webhook_secret: None,
+            splunk_webhook_secret: None,
+            cors_allowed_origins: String::new(),
+            cors_allow_all_origins: false,
+            https_enabled: false,
+            security_header_hsts_enabled: true,
+            trusted_proxy_count: 0,
+            max_request_body_size_mb: 10,
+            max_ingest_payload_size_mb: 5,
+            max_json_depth: 64,
+            docs_enabled: None,
+            docs_allow_in_production: false,
+            rate_limit_default_per_minute: 60,
+            rate_limit_unauthed_per_minute: 10,
+            rate_limit_ingest_per_minute: 120,
+            rate_limit_enrichment_per_minute: 60,
+            rate_limit_workflow_execute_per_minute: 30,
+            redis_url: None,
+            rate_limit_store_failure: "default".into(),
+            calseta_replicas: 1,
+            auth_cache_refresh_seconds: 2,
+            auth_cache_ttl_seconds: 600,
+            bootstrap_admin_key: true,
+            sandbox_mode: false,
+        }
+    }
+}
+
+/// Settings that hold secrets: each may come from `<NAME>_FILE` instead.
+const SECRET_SETTINGS: &[&str] = &[
+    "DATABASE_URL",
+    "ENCRYPTION_KEY",
+    "REDIS_URL",
+    "SENTINEL_WEBHOOK_SECRET",
+    "ELASTIC_WEBHOOK_SECRET",
+    "SPLUNK_WEBHOOK_SECRET",
+];
+
+/// Calseta's older names accepted as aliases (the canonical name wins when both are set).
+const ALIASES: &[(&str, &str)] = &[
+    ("rate_limit_authed_per_minute", "rate_limit_default_per_minute"),
+    ("rate_limit_storage_url", "redis_url"),
+];
+
+/// Names of every known setting, upper-cased as environment variables. Only these are read from
+/// the environment, so unrelated variables (PATH, HOME, …) never leak into the settings.
+fn known_env_names() -> Vec<String> {
+    let defaults = serde_json::to_value(Settings::default()).expect("settings serialize");
+    let mut names: Vec<String> =
+        defaults.as_object().expect("object").keys().map(|k| k.to_uppercase()).collect();
+    names.extend(ALIASES.iter().map(|(alias, _)| alias.to_uppercase()));
+    names
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration error: {0}")]
+    Invalid(String),
+    #[error("refusing to start in production: {setting}: {reason}")]
+    Production { setting: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Loads the layered settings. `.env` is read into the process environment first (existing
+    /// variables win over it, as documented).
+    pub fn load() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_figment(Self::figment())
+    }
+
+    pub fn figment() -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if Path::new("config/default.toml").exists() {
+            figment = figment.merge(Toml::file("config/default.toml"));
+        }
+        if let Ok(path) = std::env::var("CALSETA_CONFIG") {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let known = known_env_names();
+        let only_known = move |k: &figment::value::UncasedStr| known.iter().any(|n| k == n.as_str());
+        let aliases = Env::raw()
+            .filter(|k| ALIASES.iter().any(|(alias, _)| k == *alias))
+            .map(|k| {
+                let canonical = ALIASES.iter().find(|(alias, _)| k == *alias).map(|(_, c)| *c);
+                canonical.unwrap_or(k.as_str()).to_owned().into()
+            });
+        figment
+            .merge(aliases)
+            .merge(Env::raw().filter(only_known.clone()).map(|k| k.as_str().to_lowercase().into()))
+            .merge(Serialized::defaults(secret_files()))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let mut settings: Settings =
+            figment.extract().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        // Empty strings in the environment mean "unset" for optional settings.
+        for field in [
+            &mut settings.database_url,
+            &mut settings.encryption_key,
+            &mut settings.redis_url,
+            &mut settings.sentinel_webhook_secret,
+            &mut settings.elastic_webhook_secret,
+            &mut settings.splunk_webhook_secret,
+        ] {
+            if field.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *field = None;
+            }
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment.eq_ignore_ascii_case("production")
+    }
+
+    pub fn docs_enabled(&self) -> bool {
+        self.docs_enabled.unwrap_or(!self.is_production())
+    }
+
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.cors_allowed_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The database URL, defaulting to the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| "sqlite://data/calseta.db".into())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let env = self.environment.to_ascii_lowercase();
+        if env != "development" && env != "production" {
+            return Err(ConfigError::Invalid(format!(
+                "ENVIRONMENT must be 'development' or 'production', got '{}'",
+                self.environment
+            )));
+        }
+        if !["json", "text"].contains(&self.log_format.to_ascii_lowercase().as_str()) {
+            return Err(ConfigError::Invalid("LOG_FORMAT must be 'json' or 'text'".into()));
+        }
+        if !["default", "open", "closed"].contains(&self.rate_limit_store_failure.as_str()) {
+            return Err(ConfigError::Invalid(
+                "RATE_LIMIT_STORE_FAILURE must be 'default', 'open' or 'closed'".into(),
+            ));
+        }
+        if self.max_request_body_size_mb == 0 || self.max_ingest_payload_size_mb == 0 {
+            return Err(ConfigError::Invalid("body size limits must be at least 1 MB".into()));
+        }
+        if let Some(key) = &self.encryption_key {
+            crate::crypto::parse_key(key).map_err(|reason| {
+                ConfigError::Invalid(format!("ENCRYPTION_KEY is invalid: {reason}"))
+            })?;
+        }
+        if self.is_production() {
+            self.validate_production()?;
+        }
+        Ok(())
+    }
+
+    /// The fail-fast rules of a production start. Each names the setting to fix.
+    fn validate_production(&self) -> Result<(), ConfigError> {
+        let refuse = |setting, reason: &str| {
+            Err(ConfigError::Production { setting, reason: reason.to_owned() })
+        };
+        match &self.encryption_key {
+            None => return refuse("ENCRYPTION_KEY", "must be set (32 random bytes, base64)"),
+            Some(key) if crate::crypto::is_weak_key(key) => {
+                return refuse("ENCRYPTION_KEY", "is a known example or low-entropy key");
+            }
+            Some(_) => {}
+        }
+        if self.cors_allow_all_origins || self.cors_origins().iter().any(|o| o == "*") {
+            return refuse("CORS_ALLOWED_ORIGINS", "wildcard origins are not allowed in production");
+        }
+        if self.sandbox_mode {
+            return refuse("SANDBOX_MODE", "the demo/sandbox keys must not be enabled in production");
+        }
+        if self.docs_enabled == Some(true) && !self.docs_allow_in_production {
+            return refuse(
+                "DOCS_ENABLED",
+                "the docs UI is on; set DOCS_ALLOW_IN_PRODUCTION=true to opt in explicitly",
+            );
+        }
+        if !self.https_enabled && self.trusted_proxy_count == 0 {
+            return refuse(
+                "HTTPS_ENABLED",
+                "must be true (TLS terminated in front of this service), or TRUSTED_PROXY_COUNT set \
+                 to the number of TLS-terminating proxies in front of it",
+            );
+        }
+        if self.calseta_replicas > 1 && self.redis_url.is_none() {
+            return refuse(
+                "REDIS_URL",
+                "CALSETA_REPLICAS > 1 needs a shared rate-limit store; an in-process limiter would \
+                 multiply every limit by the replica count",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `<NAME>_FILE` → the file's contents (one trailing newline trimmed) as `<name>`. A directly set
+/// `<NAME>` wins over the file, so this layer only fills what the environment left unset.
+fn secret_files() -> serde_json::Map<String, serde_json::Value> {
+    let mut values = serde_json::Map::new();
+    for name in SECRET_SETTINGS {
+        if std::env::var(name).is_ok_and(|v| !v.is_empty()) {
+            continue;
+        }
+        let Ok(path) = std::env::var(format!("{name}_FILE")) else { continue };
+        match std::fs::read_to_string(PathBuf::from(&path)) {
+            Ok(content) => {
+                let value = content.strip_suffix('\n').unwrap_or(&content);
+                let value = value.strip_suffix('\r').unwrap_or(value);
+                values.insert(name.to_lowercase(), serde_json::Value::String(value.to_owned()));
+            }
+            Err(e) => eprintln!("warning: cannot read {name}_FILE ({path}): {e}"),
+        }
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn layering_and_aliases() {
+        Jail::expect_with(|jail| {
+            jail.create_file("config/default.toml", "rate_limit_ingest_per_minute = 7\nlog_level = \"debug\"")?;
+            jail.set_env("LOG_LEVEL", "warn");
+            jail.set_env("RATE_LIMIT_AUTHED_PER_MINUTE", "99");
+            let s = Settings::from_figment(Settings::figment()).unwrap();
+            assert_eq!(s.rate_limit_ingest_per_minute, 7);
+            assert_eq!(s.log_level, "warn");
+            assert_eq!(s.rate_limit_default_per_minute, 99);
+            jail.set_env("RATE_LIMIT_DEFAULT_PER_MINUTE", "5");
+            let s = Settings::from_figment(Settings::figment()).unwrap();
+            assert_eq!(s.rate_limit_default_per_minute, 5, "canonical name wins over alias");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secret_from_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("secret.txt", "s3cr3t\n")?;
+            let path = jail.directory().join("secret.txt");
+            jail.set_env("SPLUNK_WEBHOOK_SECRET_FILE", path.display().to_string());
+            let s = Settings::from_figment(Settings::figment()).unwrap();
+            assert_eq!(s.splunk_webhook_secret.as_deref(), Some("s3cr3t"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_names_the_setting() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ENVIRONMENT", "production");
+            let err = Settings::from_figment(Settings::figment()).unwrap_err().to_string();
+            assert!(err.contains("ENCRYPTION_KEY"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,46 @@
+//! `/openapi.json` generated from the handlers' annotations, and a docs UI at `/docs`. Both are
+//! mounted only when docs are enabled (default: development only).
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Calseta API", description = "SOC data platform: alerts, indicators, enrichment, agents, workflows."),
+    paths(
+        crate::http::health::health,
+        crate::http::health::live,
+        crate::http::health::ready,
+        crate::auth::http::list_api_keys,
+        crate::auth::http::create_api_key,
+        crate::auth::http::get_api_key,
+        crate::auth::http::update_api_key,
+        crate::auth::http::delete_api_key,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("cai_…").build()),
+        );
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    let spec = ApiDoc::openapi();
+    Router::new()
+        .route("/openapi.json", get(move || async move { axum::Json(spec) }))
+        .merge(Scalar::with_url("/docs", ApiDoc::openapi()))
+}

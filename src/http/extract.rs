@@ -1,0 +1,259 @@
+//! Request extractors that turn every malformed input into a 4xx envelope:
+//! `JsonBody<T>` (content type, body size, encoding, nesting depth, NUL characters, then typed
+//! decoding with unknown fields refused by the target types), `ValidPath<T>` (bad UUIDs → 422)
+//! and `ValidQuery<T>` (bad query values → 422).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::{Error, FieldError};
+use crate::state::AppState;
+
+/// Reads the whole body. The body-limit middleware has already wrapped it in a length limit, so an
+/// over-long chunked body surfaces here as a length error and becomes a 413, never a 500.
+pub async fn read_body(request: Request) -> Result<Bytes, Error> {
+    let ingest = request.extensions().get::<crate::http::middleware::BodyLimit>().copied();
+    axum::body::to_bytes(request.into_body(), usize::MAX).await.map_err(|e| {
+        let too_long = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>() || s.to_string().contains("length limit"));
+        match (too_long, ingest) {
+            (true, Some(limit)) => Error::PayloadTooLarge { limit_mb: limit.megabytes, ingest: limit.ingest },
+            (true, None) => Error::PayloadTooLarge { limit_mb: 0, ingest: false },
+            (false, _) => Error::bad_request("INVALID_BODY", "The request body could not be read."),
+        }
+    })
+}
+
+/// Why a body is not acceptable JSON text, before any schema is applied.
+#[derive(Debug, PartialEq)]
+pub enum JsonTextError {
+    /// Not parseable (syntax); 422 like Calseta's `json_invalid`.
+    Syntax(String),
+    /// Invalid UTF-8, lone surrogate escapes, NUL characters or nesting deeper than allowed: 400.
+    Encoding(String),
+}
+
+/// Parses `bytes` as JSON with a nesting-depth bound checked *before* parsing (a 10,000-deep
+/// array never reaches the recursive parser) and rejects NUL characters anywhere in strings or
+/// keys (they cannot be stored in PostgreSQL text and are never meaningful in alert data).
+pub fn parse_json_text(bytes: &[u8], max_depth: usize) -> Result<Value, JsonTextError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| JsonTextError::Encoding("Request body is not valid UTF-8.".into()))?;
+    check_depth(text, max_depth)?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        if message.contains("surrogate") || message.contains("unicode") {
+            JsonTextError::Encoding(format!("Request body contains an invalid escape: {message}"))
+        } else {
+            JsonTextError::Syntax(message)
+        }
+    })?;
+    if contains_nul(&value) {
+        return Err(JsonTextError::Encoding("Request body contains a NUL character.".into()));
+    }
+    Ok(value)
+}
+
+fn check_depth(text: &str, max_depth: usize) -> Result<(), JsonTextError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(JsonTextError::Encoding(format!(
+                        "JSON nesting exceeds the maximum depth of {max_depth}."
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
+/// Decodes a JSON value into `T`, reporting the failing field path as a 422 `details.errors`
+/// entry (`loc: ["body", …]`).
+pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let mut loc = vec![json!("body")];
+        let inner = e.inner().to_string();
+        let path = e.path().to_string();
+        if path != "." {
+            loc.extend(path.split('.').map(|seg| json!(seg)));
+        }
+        let kind = if inner.starts_with("missing field") {
+            if let Some(field) = inner.split('`').nth(1) {
+                loc.push(json!(field));
+            }
+            "missing"
+        } else if inner.starts_with("unknown field") {
+            if let Some(field) = inner.split('`').nth(1) {
+                loc.push(json!(field));
+            }
+            "extra_forbidden"
+        } else if inner.starts_with("invalid type") {
+            "type_error"
+        } else {
+            "value_error"
+        };
+        let msg = inner.split(", expected one of").next().unwrap_or(&inner).to_owned();
+        Error::Validation(vec![FieldError::new(kind, loc, msg)])
+    })
+}
+
+pub fn json_text_error_to_http(e: JsonTextError) -> Error {
+    match e {
+        JsonTextError::Syntax(msg) => Error::Validation(vec![FieldError::new("json_invalid", vec![json!("body")], msg)]),
+        JsonTextError::Encoding(msg) => Error::bad_request("INVALID_JSON", msg),
+    }
+}
+
+fn is_json_content_type(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// A JSON request body decoded into `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(&request) {
+            return Err(Error::client(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Content-Type must be application/json.",
+            ));
+        }
+        let bytes = read_body(request).await?;
+        if bytes.is_empty() {
+            return Err(Error::Validation(vec![FieldError::new("missing", vec![json!("body")], "Field required")]));
+        }
+        let value = parse_json_text(&bytes, state.settings.max_json_depth).map_err(json_text_error_to_http)?;
+        decode(value).map(JsonBody)
+    }
+}
+
+/// Path parameters; a malformed UUID (or any unparsable segment) is a 422, not a 400/500.
+pub struct ValidPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidPath<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ValidPath(p.0))
+            .map_err(|e| Error::Validation(vec![FieldError::new("uuid_parsing", vec![json!("path")], e.body_text())]))
+    }
+}
+
+/// Query parameters; wrong types or out-of-range values are a 422.
+pub struct ValidQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidQuery<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize::<_, T>(deserializer).map(ValidQuery).map_err(|e| {
+            let loc = vec![json!("query"), json!(e.path().to_string())];
+            Error::Validation(vec![FieldError::new("value_error", loc, e.inner().to_string())])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_is_bounded_before_parsing() {
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        assert!(matches!(parse_json_text(deep.as_bytes(), 64), Err(JsonTextError::Encoding(_))));
+        let ok = "[".repeat(64) + &"]".repeat(64);
+        assert!(parse_json_text(ok.as_bytes(), 64).is_ok());
+        // Brackets inside strings do not count.
+        assert!(parse_json_text(br#"{"a":"[[[[[[[[[[[[[[[["}"#, 2).is_ok());
+        assert!(parse_json_text(br#"{"a":"\"[[[["}"#, 2).is_ok());
+    }
+
+    #[test]
+    fn nul_surrogates_and_bad_utf8_are_encoding_errors() {
+        assert!(matches!(parse_json_text(br#"{"a":"x\u0000y"}"#, 8), Err(JsonTextError::Encoding(_))));
+        assert!(matches!(parse_json_text(br#"{"a\u0000":1}"#, 8), Err(JsonTextError::Encoding(_))));
+        assert!(matches!(parse_json_text(br#"{"a":"\ud800"}"#, 8), Err(JsonTextError::Encoding(_))));
+        assert!(matches!(parse_json_text(b"{\"a\":\"\xc0\xaf\"}", 8), Err(JsonTextError::Encoding(_))));
+        assert!(matches!(parse_json_text(b"{\"a\":", 8), Err(JsonTextError::Syntax(_))));
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: String,
+        count: u32,
+    }
+
+    #[test]
+    fn decode_reports_the_field() {
+        let err = decode::<Sample>(json!({"name": "x"})).unwrap_err();
+        let Error::Validation(errors) = err else { panic!() };
+        assert_eq!(errors[0].kind, "missing");
+        assert_eq!(errors[0].loc, vec![json!("body"), json!("count")]);
+        let Error::Validation(errors) = decode::<Sample>(json!({"name": "x", "count": "no"})).unwrap_err() else { panic!() };
+        assert_eq!(errors[0].kind, "type_error");
+        assert_eq!(errors[0].loc, vec![json!("body"), json!("count")]);
+        let Error::Validation(errors) = decode::<Sample>(json!({"name": "x", "count": 1, "id": 5})).unwrap_err() else { panic!() };
+        assert_eq!(errors[0].kind, "extra_forbidden");
+        assert_eq!(errors[0].loc, vec![json!("body"), json!("id")]);
+    }
+}
+
+/// For PATCH fields where an explicit `null` differs from an omitted field: omitted → `None`
+/// (with `#[serde(default)]`), `null` → `Some(None)`, a value → `Some(Some(v))`.
+pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}

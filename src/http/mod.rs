@@ -1,0 +1,85 @@
+//! The HTTP surface: the router with its middleware stack, and the server loop with graceful
+//! shutdown. Each resource has its own `http` module (routes + handlers) in its domain folder.
+
+pub mod context;
+pub mod docs;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::state::AppState;
+
+/// Builds the application. Layers run outermost-first in the order listed in `middleware`:
+/// axum applies the *last* `.layer` call outermost, so they are added innermost-first here.
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .merge(health::routes())
+        .merge(crate::auth::http::routes());
+    if state.settings.docs_enabled() {
+        app = app.merge(docs::routes());
+    }
+    let mut app = app
+        .fallback(middleware::not_found)
+        .layer(from_fn_with_state(state.clone(), middleware::authenticate_and_limit))
+        .layer(from_fn_with_state(state.clone(), middleware::body_limit))
+        .layer(from_fn(middleware::method_not_allowed_envelope));
+    if let Some(cors) = cors_layer(&state) {
+        app = app.layer(cors);
+    }
+    app.layer(from_fn_with_state(state.clone(), middleware::security_headers))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            crate::error::Error::Internal(anyhow::anyhow!("panic")).into_response_static()
+        }))
+        .layer(from_fn_with_state(state.clone(), middleware::request_context))
+        .with_state(state)
+}
+
+/// CORS is off unless origins are configured. A wildcard never carries credentials.
+fn cors_layer(state: &AppState) -> Option<CorsLayer> {
+    let settings = &state.settings;
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-request-id")])
+        .max_age(std::time::Duration::from_secs(600));
+    if settings.cors_allow_all_origins {
+        return Some(base.allow_origin(AllowOrigin::any()));
+    }
+    let origins: Vec<HeaderValue> =
+        settings.cors_origins().iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(base.allow_origin(AllowOrigin::list(origins)).allow_credentials(true))
+}
+
+/// Serves until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish and returns.
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

@@ -1,0 +1,36 @@
+//! The shared application state handed to every handler and middleware.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::crypto::Cipher;
+use crate::db::Db;
+use crate::ratelimit::RateLimiter;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub db: Db,
+    pub auth: Authenticator,
+    pub limiter: RateLimiter,
+    /// `None` when ENCRYPTION_KEY is unset (development only): secrets cannot be saved then.
+    pub cipher: Option<Cipher>,
+    pub started_at: Instant,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        AppState(Arc::new(inner))
+    }
+}
