@@ -42,7 +42,7 @@ pub async fn build_limiter(settings: &Settings) -> anyhow::Result<RateLimiter> {
         None => Ok(RateLimiter::in_memory(limits(settings))),
         Some(url) => {
             let policies = failure_policies(&settings.rate_limit_store_failure);
-            Ok(RateLimiter::redis(url, limits(settings), policies, "calseta").await?)
+            Ok(RateLimiter::redis(url, limits(settings), policies, &settings.rate_limit_redis_namespace).await?)
         }
     }
 }

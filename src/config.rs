@@ -56,6 +56,8 @@ pub struct Settings {
     /// What to do when the shared store is unreachable: `default` (fail closed for
     /// unauthenticated and ingest traffic, open for the rest), `open` or `closed`.
     pub rate_limit_store_failure: String,
+    /// Prefix of every rate-limit key in Redis (separate deployments sharing one Redis).
+    pub rate_limit_redis_namespace: String,
     /// How many replicas serve this deployment; >1 requires a shared limiter store.
     pub calseta_replicas: u32,
 
@@ -102,6 +104,7 @@ impl Default for Settings {
             rate_limit_workflow_execute_per_minute: 30,
             redis_url: None,
             rate_limit_store_failure: "default".into(),
+            rate_limit_redis_namespace: "calseta".into(),
             calseta_replicas: 1,
             auth_cache_refresh_seconds: 2,
             auth_cache_ttl_seconds: 600,
@@ -236,13 +239,13 @@ impl Settings {
         if self.max_request_body_size_mb == 0 || self.max_ingest_payload_size_mb == 0 {
             return Err(ConfigError::Invalid("body size limits must be at least 1 MB".into()));
         }
+        if self.is_production() {
+            self.validate_production()?;
+        }
         if let Some(key) = &self.encryption_key {
             crate::crypto::parse_key(key).map_err(|reason| {
                 ConfigError::Invalid(format!("ENCRYPTION_KEY is invalid: {reason}"))
             })?;
-        }
-        if self.is_production() {
-            self.validate_production()?;
         }
         Ok(())
     }
@@ -255,7 +258,7 @@ impl Settings {
         match &self.encryption_key {
             None => return refuse("ENCRYPTION_KEY", "must be set (32 random bytes, base64)"),
             Some(key) if crate::crypto::is_weak_key(key) => {
-                return refuse("ENCRYPTION_KEY", "is a known example or low-entropy key");
+                return refuse("ENCRYPTION_KEY", "is malformed, a known example, or a low-entropy key");
             }
             Some(_) => {}
         }
@@ -318,6 +321,7 @@ mod tests {
     #[test]
     fn layering_and_aliases() {
         Jail::expect_with(|jail| {
+            jail.create_dir("config")?;
             jail.create_file("config/default.toml", "rate_limit_ingest_per_minute = 7\nlog_level = \"debug\"")?;
             jail.set_env("LOG_LEVEL", "warn");
             jail.set_env("RATE_LIMIT_AUTHED_PER_MINUTE", "99");

@@ -96,6 +96,9 @@ pub fn validate_scopes(scopes: &[String]) -> std::result::Result<(), FieldError>
     if scopes.is_empty() {
         return Err(FieldError::body("scopes", "too_short", "List should have at least 1 item"));
     }
+    if scopes.len() > SCOPES.len() * 2 {
+        return Err(FieldError::body("scopes", "too_long", format!("List should have at most {} items", SCOPES.len() * 2)));
+    }
     if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
         return Err(FieldError::body("scopes", "value_error", format!("Unknown scope '{unknown}'. Valid scopes: {}", SCOPES.join(", "))));
     }

@@ -58,18 +58,38 @@ pub fn parse_json_text(bytes: &[u8], max_depth: usize) -> Result<Value, JsonText
     Ok(value)
 }
 
+/// One pass over the text before parsing: bounds the nesting depth and refuses lone UTF-16
+/// surrogate escapes (`"\ud800"`), which serde_json would otherwise let through as U+FFFD.
 fn check_depth(text: &str, max_depth: usize) -> Result<(), JsonTextError> {
+    let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut in_string = false;
-    let mut escaped = false;
-    for b in text.bytes() {
+    let mut i = 0;
+    // A high surrogate escape seen just before; the next escape must be its low half.
+    let mut pending_high = false;
+    let lone = || JsonTextError::Encoding("Request body contains an unpaired UTF-16 surrogate escape.".into());
+    while i < bytes.len() {
+        let b = bytes[i];
         if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
+            match b {
+                b'\\' if bytes.get(i + 1) == Some(&b'u') => {
+                    let code = text.get(i + 2..i + 6).and_then(|h| u16::from_str_radix(h, 16).ok());
+                    match code {
+                        Some(0xD800..=0xDBFF) if !pending_high => pending_high = true,
+                        Some(0xDC00..=0xDFFF) if pending_high => pending_high = false,
+                        Some(0xD800..=0xDFFF) => return Err(lone()),
+                        _ if pending_high => return Err(lone()),
+                        _ => {}
+                    }
+                    i += 6;
+                    continue;
+                }
+                _ if pending_high => return Err(lone()),
+                b'\\' => i += 1,
+                b'"' => in_string = false,
                 _ => {}
             }
+            i += 1;
             continue;
         }
         match b {
@@ -85,6 +105,7 @@ fn check_depth(text: &str, max_depth: usize) -> Result<(), JsonTextError> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     Ok(())
 }
@@ -115,7 +136,9 @@ pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
             "missing"
         } else if inner.starts_with("unknown field") {
             if let Some(field) = inner.split('`').nth(1) {
-                loc.push(json!(field));
+                if loc.last() != Some(&json!(field)) {
+                    loc.push(json!(field));
+                }
             }
             "extra_forbidden"
         } else if inner.starts_with("invalid type") {
@@ -221,6 +244,10 @@ mod tests {
         assert!(matches!(parse_json_text(br#"{"a":"x\u0000y"}"#, 8), Err(JsonTextError::Encoding(_))));
         assert!(matches!(parse_json_text(br#"{"a\u0000":1}"#, 8), Err(JsonTextError::Encoding(_))));
         assert!(matches!(parse_json_text(br#"{"a":"\ud800"}"#, 8), Err(JsonTextError::Encoding(_))));
+        assert!(matches!(parse_json_text(br#"{"a":"\udc00x"}"#, 8), Err(JsonTextError::Encoding(_))));
+        assert!(matches!(parse_json_text(br#"{"a":"\ud800\u0041"}"#, 8), Err(JsonTextError::Encoding(_))));
+        // A proper pair is fine: U+1F600.
+        assert_eq!(parse_json_text(br#"{"a":"\ud83d\ude00"}"#, 8).unwrap()["a"], "\u{1F600}");
         assert!(matches!(parse_json_text(b"{\"a\":\"\xc0\xaf\"}", 8), Err(JsonTextError::Encoding(_))));
         assert!(matches!(parse_json_text(b"{\"a\":", 8), Err(JsonTextError::Syntax(_))));
     }

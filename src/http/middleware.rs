@@ -170,25 +170,28 @@ pub async fn authenticate_and_limit(State(state): State<AppState>, mut request: 
         }
         Outcome::Limited => {
             audit::auth_failure(AuthFailureReason::RateLimited, &context, key_prefix.as_deref(), None);
-            let retry_after_secs = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            let mut response = Error::RateLimited { retry_after_secs }.into_response();
+            let mut response = Error::RateLimited { retry_after_secs: decision.retry_after_secs() }.into_response();
             rate_limit_headers(response.headers_mut(), &decision);
             response
         }
         Outcome::StoreUnavailable => {
             let mut response = Error::Unavailable("Rate limiting is temporarily unavailable; retry shortly.".into())
                 .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after_secs().max(1)));
             response
         }
     }
 }
 
+/// `X-RateLimit-Reset` is in seconds from now until the bucket is full again (delta style, like
+/// `Retry-After`, so clients need no synchronised clock). Unlimited families send no headers.
 fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
+    if decision.is_unlimited() {
+        return;
+    }
     headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
     headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
-    let reset = decision.reset_after.as_secs_f64().ceil() as u64;
-    headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_after_secs()));
 }
 
 /// axum answers a known path with a wrong method by an empty 405 carrying `Allow`; give it the

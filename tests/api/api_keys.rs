@@ -1,0 +1,113 @@
+//! `/v1/api-keys` CRUD and its input validation.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::dual;
+use crate::support::{Backend, TestServer, body, expect_error};
+
+async fn create_list_get_patch_delete(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin_key.clone();
+    let created = server
+        .post_json("/v1/api-keys", &admin, &json!({"name": "ci-ingest", "scopes": ["alerts:write"], "key_type": "agent", "allowed_sources": ["splunk"]}))
+        .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let created = body(created).await;
+    let data = &created["data"];
+    let key = data["key"].as_str().unwrap().to_owned();
+    let uuid = data["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 47);
+    assert_eq!(data["key_prefix"], &key[..8]);
+    assert_eq!(data["scopes"], json!(["alerts:write"]));
+    assert_eq!(data["key_type"], "agent");
+    assert_eq!(data["allowed_sources"], json!(["splunk"]));
+    assert_eq!(data["is_active"], true);
+    assert_eq!(created["meta"], json!({}));
+    let mut shape: Vec<&str> = data.as_object().unwrap().keys().map(String::as_str).collect();
+    shape.sort();
+    insta::assert_json_snapshot!("api_key_created_fields", shape);
+
+    let listing = body(server.get("/v1/api-keys", &admin).await).await;
+    assert_eq!(listing["meta"], json!({"total": 2, "page": 1, "page_size": 50, "total_pages": 1}));
+    assert_eq!(listing["data"][0]["uuid"], uuid.as_str(), "newest first");
+    assert!(listing["data"][0].get("key").is_none());
+
+    let page = body(server.get("/v1/api-keys?page=2&page_size=1", &admin).await).await;
+    assert_eq!(page["meta"], json!({"total": 2, "page": 2, "page_size": 1, "total_pages": 2}));
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+
+    let fetched = body(server.get(&format!("/v1/api-keys/{uuid}"), &admin).await).await;
+    assert_eq!(fetched["data"]["name"], "ci-ingest");
+    assert!(fetched["data"].get("key").is_none());
+
+    // PATCH: scopes replace; explicit null clears allowed_sources; omission leaves it.
+    let patched = body(server.patch_json(&format!("/v1/api-keys/{uuid}"), &admin, &json!({"scopes": ["alerts:read", "alerts:write"]})).await).await;
+    assert_eq!(patched["data"]["scopes"], json!(["alerts:read", "alerts:write"]));
+    assert_eq!(patched["data"]["allowed_sources"], json!(["splunk"]));
+    let cleared = body(server.patch_json(&format!("/v1/api-keys/{uuid}"), &admin, &json!({"allowed_sources": null})).await).await;
+    assert_eq!(cleared["data"]["allowed_sources"], Value::Null);
+
+    // Deactivate through PATCH, reactivate, then DELETE (soft) → gone from the list.
+    let off = server.patch_json(&format!("/v1/api-keys/{uuid}"), &admin, &json!({"is_active": false})).await;
+    assert_eq!(body(off).await["data"]["is_active"], false);
+    expect_error(server.get("/v1/api-keys", &key).await, 401, "UNAUTHORIZED").await;
+    let on = server.patch_json(&format!("/v1/api-keys/{uuid}"), &admin, &json!({"is_active": true, "scopes": ["admin"]})).await;
+    assert_eq!(on.status(), 200);
+    assert_eq!(server.get("/v1/api-keys", &key).await.status(), 200, "reactivated with new scope");
+
+    let deleted = server.request(Method::DELETE, &format!("/v1/api-keys/{uuid}"), Some(&admin)).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    expect_error(server.get("/v1/api-keys", &key).await, 401, "UNAUTHORIZED").await;
+    let listing = body(server.get("/v1/api-keys", &admin).await).await;
+    assert_eq!(listing["meta"]["total"], 1);
+    let still_readable = body(server.get(&format!("/v1/api-keys/{uuid}"), &admin).await).await;
+    assert_eq!(still_readable["data"]["is_active"], false);
+    server.stop().await;
+}
+dual!(create_list_get_patch_delete);
+
+async fn bad_input_is_rejected_with_4xx(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin_key.clone();
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"scopes": ["admin"]}), "missing"),
+        (json!({"name": "x"}), "missing"),
+        (json!({"name": "", "scopes": ["admin"]}), "string_length"),
+        (json!({"name": "x".repeat(256), "scopes": ["admin"]}), "string_length"),
+        (json!({"name": "x", "scopes": []}), "too_short"),
+        (json!({"name": "x", "scopes": ["root"]}), "value_error"),
+        (json!({"name": "x", "scopes": "admin"}), "type_error"),
+        (json!({"name": 5, "scopes": ["admin"]}), "type_error"),
+        (json!({"name": "x", "scopes": ["admin"], "key_type": "robot"}), "enum"),
+        (json!({"name": "x", "scopes": ["admin"], "expires_at": "2001-01-01T00:00:00Z"}), "value_error"),
+        (json!({"name": "x", "scopes": ["admin"], "expires_at": "yesterday"}), "value_error"),
+        // Mass assignment: server-owned fields are refused, not ignored.
+        (json!({"name": "x", "scopes": ["admin"], "key_hash": "x"}), "extra_forbidden"),
+        (json!({"name": "x", "scopes": ["admin"], "uuid": "00000000-0000-0000-0000-000000000000"}), "extra_forbidden"),
+        (json!({"name": "x", "scopes": ["admin"], "is_active": false}), "extra_forbidden"),
+    ];
+    for (payload, kind) in cases {
+        let response = server.post_json("/v1/api-keys", &admin, &payload).await;
+        let json = expect_error(response, 422, "VALIDATION_ERROR").await;
+        assert_eq!(json["error"]["details"]["errors"][0]["type"], kind, "payload {payload}: {json}");
+    }
+    let listing = body(server.get("/v1/api-keys", &admin).await).await;
+    assert_eq!(listing["meta"]["total"], 1, "no rejected request created a key");
+
+    // Path and query validation.
+    expect_error(server.get("/v1/api-keys/not-a-uuid", &admin).await, 422, "VALIDATION_ERROR").await;
+    expect_error(server.get(&format!("/v1/api-keys/{}", uuid::Uuid::new_v4()), &admin).await, 404, "NOT_FOUND").await;
+    let missing = server.patch_json(&format!("/v1/api-keys/{}", uuid::Uuid::new_v4()), &admin, &json!({"is_active": false})).await;
+    expect_error(missing, 404, "NOT_FOUND").await;
+    let gone = server.request(Method::DELETE, &format!("/v1/api-keys/{}", uuid::Uuid::new_v4()), Some(&admin)).send().await.unwrap();
+    expect_error(gone, 404, "NOT_FOUND").await;
+    for query in ["page=0", "page_size=0", "page_size=501", "page=abc", "page=-1"] {
+        expect_error(server.get(&format!("/v1/api-keys?{query}"), &admin).await, 422, "VALIDATION_ERROR").await;
+    }
+    let bad_patch = server.patch_json(&format!("/v1/api-keys/{}", uuid::Uuid::new_v4()), &admin, &json!({"key_type": "agent"})).await;
+    expect_error(bad_patch, 422, "VALIDATION_ERROR").await;
+    server.stop().await;
+}
+dual!(bad_input_is_rejected_with_4xx);

@@ -1,0 +1,11 @@
+//! One integration-test binary (one link step for the whole suite). Every test drives the real
+//! `calseta` binary over HTTP or as a CLI process.
+
+mod support;
+
+mod api_keys;
+mod auth;
+mod health;
+mod http_surface;
+mod rate_limits;
+mod startup;
