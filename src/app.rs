@@ -41,7 +41,7 @@ pub async fn build_limiter(settings: &Settings) -> anyhow::Result<RateLimiter> {
     match &settings.redis_url {
         None => Ok(RateLimiter::in_memory(limits(settings))),
         Some(url) => {
-            let policies = failure_policies(&settings.rate_limit_store_failure);
+            let policies = failure_policies(&settings.rate_limit_store_failure.to_ascii_lowercase());
             Ok(RateLimiter::redis(url, limits(settings), policies, &settings.rate_limit_redis_namespace).await?)
         }
     }

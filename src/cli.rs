@@ -128,6 +128,8 @@ async fn serve(settings: Settings, bind: Option<String>) -> anyhow::Result<()> {
         environment = %state.settings.environment,
         "listening on http://{address}"
     );
+    // Also on stderr, whatever the log level: operators and scripts learn the port (`--bind :0`).
+    eprintln!("calseta listening on http://{address}");
     crate::http::serve(state, listener).await?;
     db.close().await;
     tracing::info!("shutdown complete");

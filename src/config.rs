@@ -10,7 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// `development` (default) or `production`.
@@ -32,8 +32,11 @@ pub struct Settings {
 
     // HTTP surface.
     pub cors_allowed_origins: String,
+    #[serde(deserialize_with = "lenient_bool")]
     pub cors_allow_all_origins: bool,
+    #[serde(deserialize_with = "lenient_bool")]
     pub https_enabled: bool,
+    #[serde(deserialize_with = "lenient_bool")]
     pub security_header_hsts_enabled: bool,
     pub trusted_proxy_count: usize,
     pub max_request_body_size_mb: u64,
@@ -41,8 +44,10 @@ pub struct Settings {
     /// Deepest JSON nesting accepted in a request body.
     pub max_json_depth: usize,
     /// Serve `/openapi.json` and the docs UI. Defaults on in development, off in production.
+    #[serde(deserialize_with = "lenient_optional_bool")]
     pub docs_enabled: Option<bool>,
     /// Production refuses `docs_enabled=true` unless this explicit opt-in is set too.
+    #[serde(deserialize_with = "lenient_bool")]
     pub docs_allow_in_production: bool,
 
     // Rate limits (per minute; 0 = unlimited).
@@ -67,9 +72,11 @@ pub struct Settings {
     /// How long a verified API key skips argon2 (seconds).
     pub auth_cache_ttl_seconds: u64,
     /// Print a one-time admin key on first start when no key exists.
+    #[serde(deserialize_with = "lenient_bool")]
     pub bootstrap_admin_key: bool,
 
     // Demo data.
+    #[serde(deserialize_with = "lenient_bool")]
     pub sandbox_mode: bool,
 }
 
@@ -111,6 +118,57 @@ impl Default for Settings {
             bootstrap_admin_key: true,
             sandbox_mode: false,
         }
+    }
+}
+
+/// Booleans accept the usual spellings (`true/false/1/0/yes/no/on/off`, any case), as Calseta did.
+fn parse_bool(value: &serde_json::Value) -> Option<bool> {
+    match value {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::Number(n) => n.as_i64().and_then(|n| match n {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }),
+        serde_json::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    parse_bool(&value).ok_or_else(|| serde::de::Error::custom(format!("expected a boolean (true/false/1/0/yes/no/on/off), got {value}")))
+}
+
+fn lenient_optional_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    match &value {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) if s.trim().is_empty() => Ok(None),
+        _ => parse_bool(&value)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("expected a boolean (true/false/1/0/yes/no/on/off), got {value}"))),
+    }
+}
+
+/// Debug output never shows secret values (a stray `?settings` in a log must not leak them).
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut value = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        if let Some(map) = value.as_object_mut() {
+            for name in SECRET_SETTINGS {
+                if let Some(v) = map.get_mut(&name.to_lowercase()) {
+                    if !v.is_null() {
+                        *v = serde_json::Value::String("<redacted>".into());
+                    }
+                }
+            }
+        }
+        write!(f, "Settings({value})")
     }
 }
 
@@ -231,7 +289,7 @@ impl Settings {
         if !["json", "text"].contains(&self.log_format.to_ascii_lowercase().as_str()) {
             return Err(ConfigError::Invalid("LOG_FORMAT must be 'json' or 'text'".into()));
         }
-        if !["default", "open", "closed"].contains(&self.rate_limit_store_failure.as_str()) {
+        if !["default", "open", "closed"].contains(&self.rate_limit_store_failure.to_ascii_lowercase().as_str()) {
             return Err(ConfigError::Invalid(
                 "RATE_LIMIT_STORE_FAILURE must be 'default', 'open' or 'closed'".into(),
             ));
@@ -344,6 +402,26 @@ mod tests {
             jail.set_env("SPLUNK_WEBHOOK_SECRET_FILE", path.display().to_string());
             let s = Settings::from_figment(Settings::figment()).unwrap();
             assert_eq!(s.splunk_webhook_secret.as_deref(), Some("s3cr3t"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn lenient_booleans_and_redacted_debug() {
+        Jail::expect_with(|jail| {
+            jail.set_env("HTTPS_ENABLED", "yes");
+            jail.set_env("SANDBOX_MODE", "0");
+            jail.set_env("DOCS_ENABLED", "Off");
+            jail.set_env("ENCRYPTION_KEY", "q6Zt1m3sJ0xq4m2w5c8v0b7n9k1j3h5g7f9d2s4a6p8=");
+            let s = Settings::from_figment(Settings::figment()).unwrap();
+            assert!(s.https_enabled);
+            assert!(!s.sandbox_mode);
+            assert_eq!(s.docs_enabled, Some(false));
+            let debug = format!("{s:?}");
+            assert!(!debug.contains("q6Zt1m3s"), "{debug}");
+            assert!(debug.contains("<redacted>"));
+            jail.set_env("HTTPS_ENABLED", "maybe");
+            assert!(Settings::from_figment(Settings::figment()).is_err());
             Ok(())
         });
     }

@@ -87,14 +87,27 @@ pub async fn find_active_by_prefix(db: &Db, prefix: &str) -> sqlx::Result<Vec<Ap
     with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql)).bind(prefix).fetch_all(p).await)
 }
 
-/// Active keys, newest first, one page; plus the total count of active keys.
+#[derive(FromRow)]
+struct CountedRow {
+    #[sqlx(flatten)]
+    row: ApiKeyRow,
+    total_count: i64,
+}
+
+/// Active keys, newest first, one page; plus the total count of active keys. The total rides on
+/// each row (`COUNT(*) OVER ()`), so a page costs one query; only a page past the end needs a
+/// second one to learn the total.
 pub async fn list_active(db: &Db, limit: i64, offset: i64) -> sqlx::Result<(Vec<ApiKeyRow>, i64)> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE is_active = TRUE ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+        "SELECT {COLUMNS}, COUNT(*) OVER () AS total_count FROM api_keys WHERE is_active = TRUE \
+         ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
     );
-    let rows = with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(p).await)?;
-    let total: i64 = with_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE is_active = TRUE").fetch_one(p).await)?;
-    Ok((rows, total))
+    let rows = with_db!(db, p => sqlx::query_as::<_, CountedRow>(sqlx::AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(p).await)?;
+    let total = match rows.first() {
+        Some(first) => first.total_count,
+        None => with_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE is_active = TRUE").fetch_one(p).await)?,
+    };
+    Ok((rows.into_iter().map(|r| r.row).collect(), total))
 }
 
 pub struct KeyPatch<'a> {

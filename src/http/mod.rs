@@ -34,12 +34,13 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer(&state) {
         app = app.layer(cors);
     }
-    app.layer(from_fn_with_state(state.clone(), middleware::security_headers))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("handler panicked");
-            crate::error::Error::Internal(anyhow::anyhow!("panic")).into_response_static()
-        }))
-        .layer(from_fn_with_state(state.clone(), middleware::request_context))
+    // The panic catcher sits inside the security headers so a 500 from a panic carries them too.
+    app.layer(CatchPanicLayer::custom(|_| {
+        tracing::error!("handler panicked");
+        crate::error::Error::Internal(anyhow::anyhow!("panic")).into_response_static()
+    }))
+    .layer(from_fn_with_state(state.clone(), middleware::security_headers))
+    .layer(from_fn_with_state(state.clone(), middleware::request_context))
         .with_state(state)
 }
 

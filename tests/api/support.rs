@@ -186,14 +186,10 @@ impl ServerBuilder {
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(address) = server
-                .stdout
-                .json_lines()
-                .iter()
-                .find(|l| l["message"].as_str().is_some_and(|m| m.starts_with("listening on")))
-                .and_then(|l| l["address"].as_str().map(str::to_owned))
+            if let Some(base) =
+                server.stderr.text().lines().find_map(|l| l.strip_prefix("calseta listening on ").map(str::to_owned))
             {
-                server.base = format!("http://{address}");
+                server.base = base;
                 break;
             }
             if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
