@@ -1,5 +1,6 @@
 //! calseta: a Rust implementation of the Calseta SOC data platform.
 
+pub mod activity;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -8,7 +9,9 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod ingest;
 pub mod pagination;
 pub mod ratelimit;
+pub mod rules;
 pub mod state;
 pub mod telemetry;

@@ -1,0 +1,143 @@
+//! Activity events: the append-only, alert-scoped audit feed (`GET /v1/alerts/{uuid}/activity`).
+//! Writers call `record` inside their own transaction (so an event exists iff its action
+//! committed) or `record_detached` for best-effort events outside one. References are scrubbed
+//! of secrets before they are stored.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::{Db, Json, Tx, now};
+use crate::{with_db, with_tx};
+
+pub mod types {
+    pub const ALERT_INGESTED: &str = "alert_ingested";
+    pub const ALERT_DEDUPLICATED: &str = "alert_deduplicated";
+    pub const ALERT_ENRICHMENT_COMPLETED: &str = "alert_enrichment_completed";
+    pub const ALERT_STATUS_UPDATED: &str = "alert_status_updated";
+    pub const ALERT_SEVERITY_UPDATED: &str = "alert_severity_updated";
+    pub const ALERT_CLOSED: &str = "alert_closed";
+    pub const ALERT_FINDING_ADDED: &str = "alert_finding_added";
+    pub const ALERT_INDICATORS_ADDED: &str = "alert_indicators_added";
+    pub const ALERT_MALICE_UPDATED: &str = "alert_malice_updated";
+    pub const INDICATOR_MALICE_UPDATED: &str = "indicator_malice_updated";
+}
+
+/// Who caused an event: `api` (REST, with the key prefix), `mcp`, or `system` (the worker).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub actor_type: &'static str,
+    pub key_prefix: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Actor { actor_type: "system", key_prefix: None }
+    }
+    pub fn api(key_prefix: &str) -> Self {
+        Actor { actor_type: "api", key_prefix: Some(key_prefix.to_owned()) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub event_type: &'a str,
+    pub actor: &'a Actor,
+    pub alert_id: Option<i64>,
+    pub workflow_id: Option<i64>,
+    pub detection_rule_id: Option<i64>,
+    pub references: Value,
+}
+
+impl<'a> NewEvent<'a> {
+    pub fn for_alert(event_type: &'a str, actor: &'a Actor, alert_id: i64, references: Value) -> Self {
+        NewEvent { event_type, actor, alert_id: Some(alert_id), workflow_id: None, detection_rule_id: None, references }
+    }
+}
+
+const INSERT: &str = "INSERT INTO activity_events (uuid, event_type, actor_type, actor_key_prefix, alert_id, \
+                      workflow_id, detection_rule_id, event_references, created_at) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Records an event in the caller's transaction.
+pub async fn record(tx: &mut Tx, event: NewEvent<'_>) -> sqlx::Result<()> {
+    let references = Json(sanitize(event.references));
+    with_tx!(tx, c => sqlx::query(INSERT)
+        .bind(Uuid::new_v4()).bind(event.event_type).bind(event.actor.actor_type).bind(event.actor.key_prefix.as_deref())
+        .bind(event.alert_id).bind(event.workflow_id).bind(event.detection_rule_id).bind(references).bind(now())
+        .execute(c).await.map(|_| ()))
+}
+
+/// Records an event on its own; a failure is logged, never returned (the action already happened).
+pub async fn record_detached(db: &Db, event: NewEvent<'_>) {
+    let event_type = event.event_type.to_owned();
+    let references = Json(sanitize(event.references));
+    let result = with_db!(db, p => sqlx::query(INSERT)
+        .bind(Uuid::new_v4()).bind(event.event_type).bind(event.actor.actor_type).bind(event.actor.key_prefix.as_deref())
+        .bind(event.alert_id).bind(event.workflow_id).bind(event.detection_rule_id).bind(references).bind(now())
+        .execute(p).await.map(|_| ()));
+    if let Err(e) = result {
+        tracing::warn!(error = %e, event_type, "could not record activity event");
+    }
+}
+
+const SECRET_KEYS: &[&str] = &[
+    "password", "secret", "token", "api_key", "apikey", "api-key", "authorization", "auth_header",
+    "credential", "private_key", "access_token", "refresh_token", "client_secret",
+];
+
+/// Secret-looking strings. Calseta's `sk-\S+` also matched ordinary words such as `task-123`;
+/// ours needs the token shape (`sk-` + 16 or more key characters at a word start).
+static SECRET_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)(cai_\S+|\bsk-[A-Za-z0-9_-]{16,}|xoxb-\S+|bearer\s+\S+|api[_-]?key["']?\s*[:=]\s*["']?\S+)"#)
+        .expect("valid regex")
+});
+
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Replaces secret-named keys and secret-looking strings, recursively.
+pub fn sanitize(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    if SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
+                        (k, Value::String(REDACTED.into()))
+                    } else {
+                        (k, sanitize(v))
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(sanitize).collect()),
+        Value::String(s) if SECRET_VALUE.is_match(&s) => Value::String(REDACTED.into()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scrubs_secret_keys_and_values() {
+        let out = sanitize(json!({
+            "title": "ok",
+            "Authorization": "x",
+            "nested": {"client_secret": "y", "list": ["Bearer abc.def", "fine", "cai_abcdefgh"]},
+            "note": "api_key=12345",
+            "task": "task-123",
+            "openai": "sk-abcdefghijklmnopqrstuv",
+        }));
+        assert_eq!(out["title"], "ok");
+        assert_eq!(out["Authorization"], REDACTED);
+        assert_eq!(out["nested"]["client_secret"], REDACTED);
+        assert_eq!(out["nested"]["list"], json!([REDACTED, "fine", REDACTED]));
+        assert_eq!(out["note"], REDACTED);
+        assert_eq!(out["task"], "task-123", "ordinary words survive (Calseta QUIRK fixed)");
+        assert_eq!(out["openai"], REDACTED);
+    }
+}
