@@ -22,6 +22,10 @@ pub enum Command {
         /// Listen address, e.g. 127.0.0.1:8000 (port 0 picks a free port). Env: CALSETA_BIND.
         #[arg(long)]
         bind: Option<String>,
+        /// Roles this process plays: `api` (HTTP), `worker` (job queue). Several replicas can
+        /// share one PostgreSQL database with different roles.
+        #[arg(long, value_delimiter = ',', default_value = "api,worker", value_parser = ["api", "worker"])]
+        roles: Vec<String>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -100,7 +104,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve { bind } => serve(settings, bind).await,
+        Command::Serve { bind, roles } => serve(settings, bind, roles).await,
         Command::Migrate => {
             let db = crate::app::open_database(&settings).await?;
             println!("migrations applied ({} backend)", db.backend());
@@ -110,27 +114,48 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: Settings, bind: Option<String>) -> anyhow::Result<()> {
+async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> anyhow::Result<()> {
     let bind = bind.unwrap_or_else(|| settings.calseta_bind.clone());
     let db = crate::app::open_database(&settings).await?;
-    if settings.bootstrap_admin_key {
+    if settings.bootstrap_admin_key && roles.iter().any(|r| r == "api") {
         crate::app::bootstrap_admin_key(&db).await?;
     }
-    let listener = tokio::net::TcpListener::bind(&bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
-    let address = listener.local_addr()?;
     let state = crate::app::build_state(settings, db.clone()).await?;
-    tracing::info!(
-        address = %address,
-        backend = db.backend(),
-        limiter = state.limiter.backend_name(),
-        environment = %state.settings.environment,
-        "listening on http://{address}"
-    );
-    // Also on stderr, whatever the log level: operators and scripts learn the port (`--bind :0`).
-    eprintln!("calseta listening on http://{address}");
-    crate::http::serve(state, listener).await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            crate::http::shutdown_signal().await;
+            shutdown.cancel();
+        });
+    }
+    let workers = roles
+        .iter()
+        .any(|r| r == "worker")
+        .then(|| tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.clone())));
+    if roles.iter().any(|r| r == "api") {
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        let address = listener.local_addr()?;
+        tracing::info!(
+            address = %address,
+            backend = db.backend(),
+            limiter = state.limiter.backend_name(),
+            environment = %state.settings.environment,
+            roles = ?roles,
+            "listening on http://{address}"
+        );
+        // Also on stderr, whatever the log level: operators and scripts learn the port (`--bind :0`).
+        eprintln!("calseta listening on http://{address}");
+        crate::http::serve(state, listener, shutdown.clone()).await?;
+    } else {
+        tracing::info!(backend = db.backend(), roles = ?roles, "running without the HTTP API");
+        shutdown.cancelled().await;
+    }
+    if let Some(workers) = workers {
+        let _ = workers.await;
+    }
     db.close().await;
     tracing::info!("shutdown complete");
     Ok(())

@@ -75,6 +75,24 @@ pub struct Settings {
     #[serde(deserialize_with = "lenient_bool")]
     pub bootstrap_admin_key: bool,
 
+    // Ingestion and the job queue.
+    /// Fingerprint dedup window; 0 disables dedup.
+    pub alert_dedup_window_hours: i64,
+    /// Sources allowed to run without a webhook secret in production (comma-separated), an
+    /// explicit waiver of the "signed or refused" rule.
+    pub ingest_unsigned_sources_allowed: String,
+    /// Worker tasks per process.
+    pub queue_concurrency: usize,
+    /// Attempts of `enrich_alert` before it is marked failed.
+    pub queue_max_retries: i32,
+    /// Wait between `enrich_alert` attempts (seconds).
+    pub queue_retry_backoff_seconds: i32,
+    /// How often an idle worker looks for jobs enqueued by other processes (ms).
+    pub queue_poll_interval_ms: u64,
+    /// How long a claimed job stays reserved for its worker; after that (a crashed worker) it is
+    /// claimable again (seconds).
+    pub queue_lease_seconds: u64,
+
     // Demo data.
     #[serde(deserialize_with = "lenient_bool")]
     pub sandbox_mode: bool,
@@ -116,6 +134,13 @@ impl Default for Settings {
             auth_cache_refresh_seconds: 2,
             auth_cache_ttl_seconds: 600,
             bootstrap_admin_key: true,
+            alert_dedup_window_hours: 24,
+            ingest_unsigned_sources_allowed: String::new(),
+            queue_concurrency: 10,
+            queue_max_retries: 3,
+            queue_retry_backoff_seconds: 60,
+            queue_poll_interval_ms: 250,
+            queue_lease_seconds: 300,
             sandbox_mode: false,
         }
     }
@@ -273,6 +298,21 @@ impl Settings {
             .collect()
     }
 
+    /// The shared secret a webhook source's signature is checked with, by its setting name.
+    pub fn webhook_secret(&self, setting: &str) -> Option<&str> {
+        match setting {
+            "SENTINEL_WEBHOOK_SECRET" => self.sentinel_webhook_secret.as_deref(),
+            "ELASTIC_WEBHOOK_SECRET" => self.elastic_webhook_secret.as_deref(),
+            "SPLUNK_WEBHOOK_SECRET" => self.splunk_webhook_secret.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Sources explicitly allowed to ingest unsigned in production.
+    pub fn unsigned_sources_allowed(&self) -> Vec<String> {
+        self.ingest_unsigned_sources_allowed.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    }
+
     /// The database URL, defaulting to the embedded SQLite file.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| "sqlite://data/calseta.db".into())
@@ -338,6 +378,21 @@ impl Settings {
                 "must be true (TLS terminated in front of this service), or TRUSTED_PROXY_COUNT set \
                  to the number of TLS-terminating proxies in front of it",
             );
+        }
+        let waived = self.unsigned_sources_allowed();
+        for source in crate::ingest::sources::all() {
+            let Some(setting) = source.signature().secret_env_var else { continue };
+            if self.webhook_secret(setting).is_none() && !waived.iter().any(|w| w == source.name()) {
+                return Err(ConfigError::Production {
+                    setting: source.signature().secret_env_var.unwrap_or("webhook secret"),
+                    reason: format!(
+                        "the '{}' webhook source would accept unsigned alerts; set the secret, or waive it \
+                         explicitly with INGEST_UNSIGNED_SOURCES_ALLOWED={}",
+                        source.name(),
+                        source.name()
+                    ),
+                });
+            }
         }
         if self.calseta_replicas > 1 && self.redis_url.is_none() {
             return refuse(

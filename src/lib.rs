@@ -1,6 +1,7 @@
 //! calseta: a Rust implementation of the Calseta SOC data platform.
 
 pub mod activity;
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -9,7 +10,9 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod indicators;
 pub mod ingest;
+pub mod jobs;
 pub mod pagination;
 pub mod ratelimit;
 pub mod rules;

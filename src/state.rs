@@ -20,6 +20,8 @@ pub struct Inner {
     /// `None` when ENCRYPTION_KEY is unset (development only): secrets cannot be saved then.
     pub cipher: Option<Cipher>,
     pub started_at: Instant,
+    /// Wakes this process's idle workers when a job is enqueued here.
+    pub wakeup: crate::jobs::Wakeup,
 }
 
 impl std::ops::Deref for AppState {

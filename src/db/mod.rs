@@ -143,3 +143,18 @@ impl Db {
         with_db!(self, p => p.close().await)
     }
 }
+
+/// Serialises transactions that share `key` until they end. PostgreSQL takes a transaction-scoped
+/// advisory lock; SQLite needs nothing (`BEGIN IMMEDIATE` already admits one writer at a time).
+/// Used where "check then insert" must not race (ingest dedup by fingerprint).
+pub async fn lock_key(tx: &mut Tx, key: &str) -> Result<(), sqlx::Error> {
+    match tx {
+        Tx::Postgres(tx) => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(key.as_bytes());
+            let id = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(id).execute(&mut **tx).await.map(|_| ())
+        }
+        Tx::Sqlite(_) => Ok(()),
+    }
+}

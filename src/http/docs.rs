@@ -21,6 +21,8 @@ use crate::state::AppState;
         crate::auth::http::get_api_key,
         crate::auth::http::update_api_key,
         crate::auth::http::delete_api_key,
+        crate::ingest::http::ingest_webhook,
+        crate::ingest::http::ingest_programmatic,
     ),
     modifiers(&BearerAuth)
 )]

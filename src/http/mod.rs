@@ -22,7 +22,8 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(health::routes())
-        .merge(crate::auth::http::routes());
+        .merge(crate::auth::http::routes())
+        .merge(crate::ingest::http::routes());
     if state.settings.docs_enabled() {
         app = app.merge(docs::routes());
     }
@@ -62,10 +63,10 @@ fn cors_layer(state: &AppState) -> Option<CorsLayer> {
     Some(base.allow_origin(AllowOrigin::list(origins)).allow_credentials(true))
 }
 
-/// Serves until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish and returns.
-pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+/// Serves until `shutdown` fires, then stops accepting, lets in-flight requests finish and returns.
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }
 

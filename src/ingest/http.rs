@@ -1,0 +1,138 @@
+//! `POST /v1/ingest/{source_name}` (SIEM webhooks, signature-checked) and `POST /v1/alerts`
+//! (programmatic). Both answer 202 once the alert and its job are committed.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::service::{IngestResponse, ingest};
+use super::signature::{self, SignatureError};
+use super::sources::{self, AlertSource};
+use crate::activity::Actor;
+use crate::auth::Auth;
+use crate::error::{Error, FieldError};
+use crate::http::extract::{JsonBody, ValidPath, parse_json_text, read_body};
+use crate::pagination::Data;
+use crate::state::AppState;
+
+/// Largest accepted `payload` of `POST /v1/alerts`, as compact JSON.
+pub const MAX_PROGRAMMATIC_PAYLOAD_BYTES: usize = 1_048_576;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/ingest/{source_name}", post(ingest_webhook))
+        .route("/v1/alerts", post(ingest_programmatic))
+}
+
+fn accepted(outcome: IngestResponse) -> Response {
+    (StatusCode::ACCEPTED, Data::new(outcome)).into_response()
+}
+
+fn find_source(auth: &Auth, name: &str) -> Result<&'static dyn AlertSource, Error> {
+    let source = sources::get(name).ok_or_else(|| {
+        Error::client(StatusCode::NOT_FOUND, "UNKNOWN_SOURCE", format!("Alert source '{name}' is not registered."))
+    })?;
+    if !auth.may_ingest_from(name) {
+        return Err(Error::Denied {
+            code: "SOURCE_NOT_ALLOWED",
+            message: format!("API key is not authorized to ingest from source '{name}'."),
+        });
+    }
+    Ok(source)
+}
+
+fn invalid_payload(message: String) -> Error {
+    Error::client(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_PAYLOAD", message)
+}
+
+fn structure_mismatch(source: &dyn AlertSource) -> Error {
+    invalid_payload(format!("Payload does not match expected structure for source '{}'.", source.name()))
+}
+
+#[utoipa::path(post, path = "/v1/ingest/{source_name}", tag = "ingest", params(("source_name" = String, Path)),
+    request_body(content = Object, description = "The SIEM's alert payload, as sent"),
+    responses((status = 202, body = IngestResponse), (status = 401, description = "Missing/invalid key or signature"),
+        (status = 404, description = "UNKNOWN_SOURCE"), (status = 422, description = "INVALID_PAYLOAD")),
+    security(("bearer" = [])))]
+pub async fn ingest_webhook(
+    auth: Auth,
+    State(state): State<AppState>,
+    ValidPath(source_name): ValidPath<String>,
+    request: Request,
+) -> Result<Response, Error> {
+    auth.require(&["alerts:write"])?;
+    let source = find_source(&auth, &source_name)?;
+    let headers = request.headers().clone();
+    let body = read_body(request).await?;
+
+    let scheme = source.signature();
+    if let Some(setting) = scheme.secret_env_var {
+        match state.settings.webhook_secret(setting) {
+            Some(secret) => {
+                if let Err(reason) = signature::verify(&scheme, Some(secret.as_bytes()), &headers, &body, chrono::Utc::now()) {
+                    tracing::warn!(target: "calseta::audit", event = "webhook_signature_failure", source = source.name(),
+                        reason = ?reason, key_prefix = %auth.key_prefix, "webhook signature rejected");
+                    let message = match reason {
+                        SignatureError::Stale => "Webhook timestamp is outside the allowed window.",
+                        _ => "Webhook signature verification failed.",
+                    };
+                    return Err(Error::client(StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE", message));
+                }
+            }
+            None => tracing::warn!(source = source.name(), setting, "webhook secret not set: accepting an unsigned alert (development only)"),
+        }
+    }
+
+    let value = parse_json_text(&body, state.settings.max_json_depth)
+        .map_err(|_| Error::bad_request("INVALID_JSON", "Request body is not valid JSON."))?;
+    let Value::Object(raw) = value else {
+        return Err(invalid_payload("Request body must be a JSON object.".into()));
+    };
+    if !source.validate(&raw) {
+        return Err(structure_mismatch(source));
+    }
+    let outcome = ingest(&state, source, raw, &Actor::api(&auth.key_prefix)).await?;
+    Ok(accepted(outcome))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenericIngestBody {
+    pub source_name: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+#[utoipa::path(post, path = "/v1/alerts", tag = "alerts", request_body = GenericIngestBody,
+    responses((status = 202, body = IngestResponse), (status = 404, description = "UNKNOWN_SOURCE"),
+        (status = 422, description = "VALIDATION_ERROR / INVALID_PAYLOAD")),
+    security(("bearer" = [])))]
+pub async fn ingest_programmatic(
+    auth: Auth,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<GenericIngestBody>,
+) -> Result<Response, Error> {
+    auth.require(&["alerts:write"])?;
+    let raw: Map<String, Value> = match body.payload {
+        Value::Object(map) => map,
+        _ => return Err(Error::Validation(vec![FieldError::body("payload", "dict_type", "Input should be a valid dictionary")])),
+    };
+    let size = serde_json::to_vec(&raw).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_PROGRAMMATIC_PAYLOAD_BYTES {
+        return Err(Error::Validation(vec![FieldError::body(
+            "payload",
+            "value_error",
+            format!("payload exceeds maximum size of 1 MB ({size} bytes serialized)"),
+        )]));
+    }
+    let source = find_source(&auth, &body.source_name)?;
+    if !source.validate(&raw) {
+        return Err(structure_mismatch(source));
+    }
+    let outcome = ingest(&state, source, raw, &Actor::api(&auth.key_prefix)).await?;
+    Ok(accepted(outcome))
+}

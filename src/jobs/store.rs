@@ -1,0 +1,119 @@
+//! SQL for the `jobs` table: the durable queue. A job is enqueued inside the transaction that
+//! creates its subject (so a committed alert always has its job), claimed atomically by one
+//! worker under a lease, and finished, retried with backoff, or failed. A worker that dies keeps
+//! its lease until it expires; the job is then claimable again.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::db::{Db, Json, Tx, now};
+use crate::{with_db, with_tx};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct JobRow {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub queue: String,
+    pub task: String,
+    pub payload: Json<Value>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub backoff_seconds: i32,
+}
+
+const COLUMNS: &str = "id, uuid, queue, task, payload, attempts, max_attempts, backoff_seconds";
+
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub queue: &'a str,
+    pub task: &'a str,
+    pub payload: Value,
+    pub max_attempts: i32,
+    pub backoff_seconds: i32,
+    pub run_at: DateTime<Utc>,
+}
+
+pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>) -> sqlx::Result<Uuid> {
+    let uuid = Uuid::new_v4();
+    let at = now();
+    with_tx!(tx, c => sqlx::query(
+        "INSERT INTO jobs (uuid, queue, task, payload, status, attempts, max_attempts, backoff_seconds, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'todo', 0, $5, $6, $7, $8, $8)")
+        .bind(uuid).bind(job.queue).bind(job.task).bind(Json(&job.payload)).bind(job.max_attempts)
+        .bind(job.backoff_seconds).bind(job.run_at).bind(at)
+        .execute(c).await.map(|_| ()))?;
+    Ok(uuid)
+}
+
+/// Claims the next runnable job of `queues` for `worker`: a `todo` job that is due, or a `doing`
+/// job whose lease expired (its worker died). The claim is one statement: on PostgreSQL the row is
+/// picked with `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same job; SQLite
+/// runs one writer at a time, which gives the same guarantee.
+pub async fn claim(db: &Db, worker: &str, queues: &[&str], lease: Duration) -> sqlx::Result<Option<JobRow>> {
+    let at = now();
+    let locked_until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    let queue_list = Json(queues.iter().map(|q| q.to_string()).collect::<Vec<_>>());
+    let pick = "SELECT id FROM jobs WHERE ((status = 'todo' AND run_at <= $3) OR (status = 'doing' AND locked_until < $3)) \
+                AND queue IN (SELECT value FROM {queues}) ORDER BY run_at, id LIMIT 1";
+    match db {
+        Db::Postgres(p) => {
+            let sql = format!(
+                "UPDATE jobs SET status = 'doing', attempts = attempts + 1, locked_by = $1, locked_until = $2, \
+                 started_at = $3, updated_at = $3 WHERE id = ({} FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}",
+                pick.replace("{queues}", "jsonb_array_elements_text($4)")
+            );
+            sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
+                .bind(worker).bind(locked_until).bind(at).bind(&queue_list).fetch_optional(p).await
+        }
+        Db::Sqlite(p) => {
+            let sql = format!(
+                "UPDATE jobs SET status = 'doing', attempts = attempts + 1, locked_by = $1, locked_until = $2, \
+                 started_at = $3, updated_at = $3 WHERE id = ({}) RETURNING {COLUMNS}",
+                pick.replace("{queues}", "json_each($4)")
+            );
+            sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
+                .bind(worker).bind(locked_until).bind(at).bind(&queue_list).fetch_optional(p).await
+        }
+    }
+}
+
+/// Marks the job done, if this worker still holds it.
+pub async fn succeed(db: &Db, job_id: i64, worker: &str) -> sqlx::Result<()> {
+    let at = now();
+    with_db!(db, p => sqlx::query(
+        "UPDATE jobs SET status = 'succeeded', finished_at = $1, updated_at = $1, locked_by = NULL, locked_until = NULL, last_error = NULL \
+         WHERE id = $2 AND locked_by = $3")
+        .bind(at).bind(job_id).bind(worker).execute(p).await.map(|_| ()))
+}
+
+/// Records a failure: back to `todo` after the backoff while attempts remain, else `failed`.
+pub async fn fail(db: &Db, job: &JobRow, worker: &str, error: &str, retryable: bool) -> sqlx::Result<()> {
+    let at = now();
+    let retry = retryable && job.attempts < job.max_attempts;
+    let run_at = at + chrono::Duration::seconds(job.backoff_seconds.max(0) as i64);
+    let error: String = error.chars().take(2000).collect();
+    with_db!(db, p => sqlx::query(
+        "UPDATE jobs SET status = CASE WHEN $1 THEN 'todo' ELSE 'failed' END, run_at = CASE WHEN $1 THEN $2 ELSE run_at END, \
+         finished_at = CASE WHEN $1 THEN NULL ELSE $3 END, last_error = $4, locked_by = NULL, locked_until = NULL, updated_at = $3 \
+         WHERE id = $5 AND locked_by = $6")
+        .bind(retry).bind(run_at).bind(at).bind(error).bind(job.id).bind(worker).execute(p).await.map(|_| ()))
+}
+
+/// Gives a claimed job back untouched (shutdown before it started): attempts are restored.
+pub async fn release(db: &Db, job_id: i64, worker: &str) -> sqlx::Result<()> {
+    let at = now();
+    with_db!(db, p => sqlx::query(
+        "UPDATE jobs SET status = 'todo', attempts = attempts - 1, locked_by = NULL, locked_until = NULL, updated_at = $1 \
+         WHERE id = $2 AND locked_by = $3")
+        .bind(at).bind(job_id).bind(worker).execute(p).await.map(|_| ()))
+}
+
+/// Jobs waiting to run, per queue.
+pub async fn depth_by_queue(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
+    with_db!(db, p => sqlx::query_as::<_, (String, i64)>(
+        "SELECT queue, COUNT(*) FROM jobs WHERE status = 'todo' GROUP BY queue ORDER BY queue").fetch_all(p).await)
+}
