@@ -20,16 +20,20 @@ pub async fn enrich_alert(state: AppState, payload: Value) -> Result<(), JobErro
         tracing::info!(alert_id, "enrich_alert: alert no longer exists");
         return Ok(());
     };
-    let mut tx = state.db.begin().await?;
+    // Everything that reads runs before the transaction: a transaction holds its connection (and
+    // on SQLite the write lock), so it must never wait for a second one.
+    let mut candidates = Vec::new();
     if let Some(source) = super::sources::get(&alert.source_name) {
         let raw = &alert.raw_payload.0;
         if !raw.is_empty() {
             let normalized = source.normalize(raw).ok();
             let mappings = super::service::active_mappings(&state.db, source.name()).await?;
-            for candidate in extract_all(source, raw, normalized.as_ref(), &mappings, true) {
-                indicators::upsert_and_link(&mut tx, alert.id, candidate.itype.as_str(), &candidate.value).await?;
-            }
+            candidates = extract_all(source, raw, normalized.as_ref(), &mappings, true);
         }
+    }
+    let mut tx = state.db.begin().await?;
+    for candidate in &candidates {
+        indicators::upsert_and_link(&mut tx, alert.id, candidate.itype.as_str(), &candidate.value).await?;
     }
     // Enrichment step. Without configured providers there is nothing to look up: the alert is
     // complete as extracted.

@@ -7,5 +7,6 @@ mod api_keys;
 mod auth;
 mod health;
 mod http_surface;
+mod ingest;
 mod rate_limits;
 mod startup;

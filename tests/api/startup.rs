@@ -15,6 +15,9 @@ fn production_env(dir: &std::path::Path) -> Vec<(String, String)> {
         ("ENCRYPTION_KEY".into(), GOOD_KEY.into()),
         ("HTTPS_ENABLED".into(), "true".into()),
         ("LOG_FORMAT".into(), "json".into()),
+        ("SENTINEL_WEBHOOK_SECRET".into(), "sentinel-secret".into()),
+        ("ELASTIC_WEBHOOK_SECRET".into(), "elastic-secret".into()),
+        ("SPLUNK_WEBHOOK_SECRET".into(), "splunk-secret".into()),
     ]
 }
 
@@ -31,6 +34,7 @@ async fn production_refuses_unsafe_settings_naming_them() {
         (&[("DOCS_ENABLED", "true")], "DOCS_ENABLED"),
         (&[("HTTPS_ENABLED", "false")], "HTTPS_ENABLED"),
         (&[("CALSETA_REPLICAS", "3")], "REDIS_URL"),
+        (&[("SPLUNK_WEBHOOK_SECRET", "")], "SPLUNK_WEBHOOK_SECRET"),
     ];
     for (overrides, setting) in cases {
         let mut env = production_env(dir.path());
@@ -44,6 +48,12 @@ async fn production_refuses_unsafe_settings_naming_them() {
         assert!(stderr.contains("production"), "{stderr}");
     }
     assert!(!dir.path().join("prod.db").exists(), "refused before touching the database");
+    // An explicit per-source waiver lets an unsigned source start.
+    let mut env = production_env(dir.path());
+    env.retain(|(k, _)| k != "SPLUNK_WEBHOOK_SECRET");
+    env.push(("INGEST_UNSIGNED_SOURCES_ALLOWED".into(), "splunk".into()));
+    let (code, _, stderr) = run_cli(&["migrate"], dir.path(), &env).await;
+    assert_eq!(code, 0, "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,6 +162,10 @@ impl ServerBuilder {
     }
 
     pub async fn start(self) -> TestServer {
+        self.start_with_args(&["serve", "--bind", "127.0.0.1:0"]).await
+    }
+
+    pub async fn start_with_args(self, args: &[&str]) -> TestServer {
         let dir = match self.dir {
             Some(d) => d,
             None => Arc::new(tempfile::tempdir().unwrap()),
@@ -173,7 +177,7 @@ impl ServerBuilder {
         let mut env: Vec<(String, String)> = DEFAULT_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         env.push(("DATABASE_URL".into(), db.url.clone()));
         env.extend(self.env);
-        let (child, stdout, stderr) = spawn(&["serve", "--bind", "127.0.0.1:0"], dir.path(), &env);
+        let (child, stdout, stderr) = spawn(args, dir.path(), &env);
         let mut server = TestServer {
             base: String::new(),
             admin_key: String::new(),
@@ -320,6 +324,13 @@ impl TestServer {
         status.code()
     }
 
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+        }
+    }
+
     /// Stops the server and drops a Postgres test database (unless another replica still uses it).
     pub async fn stop(mut self) {
         self.terminate().await;
@@ -342,4 +353,49 @@ pub async fn expect_error(response: Response, status: u16, code: &str) -> Value 
     assert!(json["error"]["message"].is_string(), "{json}");
     assert!(json["error"]["details"].is_object(), "{json}");
     json
+}
+
+impl TestServer {
+    /// Reads one integer straight from the server's database: for durability checks ("no row
+    /// was written", "every accepted alert exists") that must not trust the API under test.
+    pub async fn db_count(&self, sql: &str) -> i64 {
+        db_count(&self.db.url, sql).await
+    }
+}
+
+pub async fn db_count(url: &str, sql: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/payloads/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// Polls until `check` holds or `timeout` passes; returns whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
