@@ -78,14 +78,40 @@ fn worker_id(index: usize) -> String {
 /// Runs `QUEUE_CONCURRENCY` worker loops until `shutdown` fires, then waits for running jobs.
 pub async fn run_workers(state: AppState, shutdown: CancellationToken) {
     let concurrency = state.settings.queue_concurrency.max(1);
-    let loops: Vec<_> = (0..concurrency)
+    let mut loops: Vec<_> = (0..concurrency)
         .map(|i| tokio::spawn(worker_loop(state.clone(), worker_id(i), shutdown.clone())))
         .collect();
+    loops.push(tokio::spawn(reaper(state.clone(), shutdown.clone())));
     tracing::info!(concurrency, queues = ?queues(), "workers started");
     for handle in loops {
         let _ = handle.await;
     }
     tracing::info!("workers drained");
+}
+
+/// Finished jobs are kept this long for inspection, then deleted.
+const KEEP_FINISHED_JOBS_DAYS: i64 = 7;
+
+/// Requeues jobs whose worker died (lease expired) and prunes old finished jobs, every
+/// `REAP_EVERY`. Several processes may run it at once: both statements are idempotent.
+async fn reaper(state: AppState, shutdown: CancellationToken) {
+    const REAP_EVERY: Duration = Duration::from_secs(15);
+    loop {
+        match store::reap(&state.db, chrono::Duration::days(KEEP_FINISHED_JOBS_DAYS)).await {
+            Ok((requeued, deleted)) if requeued + deleted > 0 => {
+                tracing::info!(requeued, deleted, "job reaper");
+                if requeued > 0 {
+                    state.wakeup.job_enqueued();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "job reaper failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(REAP_EVERY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
 }
 
 async fn worker_loop(state: AppState, worker: String, shutdown: CancellationToken) {
@@ -124,11 +150,6 @@ async fn run_job(state: &AppState, worker: &str, job: store::JobRow, lease: Dura
         let _ = store::fail(&state.db, &job, worker, &format!("unknown task '{}'", job.task), false).await;
         return;
     };
-    if job.attempts > job.max_attempts {
-        // The lease of the last allowed attempt expired: its worker died mid-run.
-        let _ = store::fail(&state.db, &job, worker, "attempts exhausted (worker lost)", false).await;
-        return;
-    }
     // The handler runs in its own task (a panic is contained) and within the lease.
     let handle = tokio::spawn((task.handler)(state.clone(), job.payload.0.clone()));
     let outcome = match tokio::time::timeout(lease.saturating_sub(Duration::from_secs(5)), handle).await {

@@ -49,36 +49,47 @@ pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>) -> sqlx::Result<Uuid> {
     Ok(uuid)
 }
 
-/// Claims the next runnable job of `queues` for `worker`: a `todo` job that is due, or a `doing`
-/// job whose lease expired (its worker died). The claim is one statement: on PostgreSQL the row is
-/// picked with `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same job; SQLite
-/// runs one writer at a time, which gives the same guarantee.
+/// Claims the next due `todo` job of `queues` for `worker`, in one statement that the
+/// `(status, queue, run_at)` index answers. On PostgreSQL the row is picked with
+/// `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same job and never wait on
+/// each other; SQLite runs one writer at a time, which gives the same guarantee.
 pub async fn claim(db: &Db, worker: &str, queues: &[&str], lease: Duration) -> sqlx::Result<Option<JobRow>> {
     let at = now();
     let locked_until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-    let queue_list = Json(queues.iter().map(|q| q.to_string()).collect::<Vec<_>>());
-    let pick = "SELECT id FROM jobs WHERE ((status = 'todo' AND run_at <= $3) OR (status = 'doing' AND locked_until < $3)) \
-                AND queue IN (SELECT value FROM {queues}) ORDER BY run_at, id LIMIT 1";
-    match db {
-        Db::Postgres(p) => {
-            let sql = format!(
-                "UPDATE jobs SET status = 'doing', attempts = attempts + 1, locked_by = $1, locked_until = $2, \
-                 started_at = $3, updated_at = $3 WHERE id = ({} FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}",
-                pick.replace("{queues}", "jsonb_array_elements_text($4)")
-            );
-            sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
-                .bind(worker).bind(locked_until).bind(at).bind(&queue_list).fetch_optional(p).await
+    // Queue names are compile-time constants; only their placeholders are generated.
+    let placeholders: Vec<String> = (0..queues.len()).map(|i| format!("${}", i + 4)).collect();
+    let pick = format!(
+        "SELECT id FROM jobs WHERE status = 'todo' AND queue IN ({}) AND run_at <= $3 ORDER BY run_at, id LIMIT 1",
+        placeholders.join(", ")
+    );
+    let lock = if matches!(db, Db::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE jobs SET status = 'doing', attempts = attempts + 1, locked_by = $1, locked_until = $2, \
+         started_at = $3, updated_at = $3 WHERE id = ({pick}{lock}) AND status = 'todo' RETURNING {COLUMNS}"
+    );
+    with_db!(db, p => {
+        let mut query = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql)).bind(worker).bind(locked_until).bind(at);
+        for queue in queues {
+            query = query.bind(*queue);
         }
-        Db::Sqlite(p) => {
-            let sql = format!(
-                "UPDATE jobs SET status = 'doing', attempts = attempts + 1, locked_by = $1, locked_until = $2, \
-                 started_at = $3, updated_at = $3 WHERE id = ({}) RETURNING {COLUMNS}",
-                pick.replace("{queues}", "json_each($4)")
-            );
-            sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
-                .bind(worker).bind(locked_until).bind(at).bind(&queue_list).fetch_optional(p).await
-        }
-    }
+        query.fetch_optional(p).await
+    })
+}
+
+/// Housekeeping, run now and then by one worker loop: jobs whose lease expired (their worker
+/// died) become claimable again (attempts are kept, so a job that kills its worker every time
+/// still runs out of attempts), and finished jobs older than `keep` are deleted.
+pub async fn reap(db: &Db, keep: chrono::Duration) -> sqlx::Result<(u64, u64)> {
+    let at = now();
+    let requeued = with_db!(db, p => sqlx::query(
+        "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'todo' END, \
+         last_error = 'lease expired (worker lost)', locked_by = NULL, locked_until = NULL, updated_at = $1 \
+         WHERE status = 'doing' AND locked_until < $1")
+        .bind(at).execute(p).await.map(|r| r.rows_affected()))?;
+    let deleted = with_db!(db, p => sqlx::query(
+        "DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1")
+        .bind(at - keep).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok((requeued, deleted))
 }
 
 /// Marks the job done, if this worker still holds it.
