@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod crypto;
 pub mod db;
 pub mod error;

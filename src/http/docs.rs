@@ -23,6 +23,17 @@ use crate::state::AppState;
         crate::auth::http::delete_api_key,
         crate::ingest::http::ingest_webhook,
         crate::ingest::http::ingest_programmatic,
+        crate::rules::http::list_detection_rules,
+        crate::rules::http::create_detection_rule,
+        crate::rules::http::get_detection_rule,
+        crate::rules::http::update_detection_rule,
+        crate::rules::http::delete_detection_rule,
+        crate::rules::http::get_detection_rule_metrics,
+        crate::context::http::list_context_documents,
+        crate::context::http::create_context_document,
+        crate::context::http::get_context_document,
+        crate::context::http::update_context_document,
+        crate::context::http::delete_context_document,
     ),
     modifiers(&BearerAuth)
 )]

@@ -190,6 +190,15 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
             return Err(Error::Validation(vec![FieldError::new("missing", vec![json!("body")], "Field required")]));
         }
         let value = parse_json_text(&bytes, state.settings.max_json_depth).map_err(json_text_error_to_http)?;
+        // serde's derived structs also accept a JSON array (fields by position), so `["x"]`
+        // would pass as `{"name": "x"}`; every request body of the API is an object.
+        if value.is_array() {
+            return Err(Error::Validation(vec![FieldError::new(
+                "model_attributes_type",
+                vec![json!("body")],
+                "Input should be a valid dictionary or object to extract fields from",
+            )]));
+        }
         decode(value).map(JsonBody)
     }
 }

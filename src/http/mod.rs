@@ -6,6 +6,7 @@ pub mod docs;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod query;
 
 use std::net::SocketAddr;
 
@@ -23,7 +24,9 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(health::routes())
         .merge(crate::auth::http::routes())
-        .merge(crate::ingest::http::routes());
+        .merge(crate::ingest::http::routes())
+        .merge(crate::rules::http::routes())
+        .merge(crate::context::http::routes());
     if state.settings.docs_enabled() {
         app = app.merge(docs::routes());
     }

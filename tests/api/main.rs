@@ -5,6 +5,8 @@ mod support;
 
 mod api_keys;
 mod auth;
+mod context_documents;
+mod detection_rules;
 mod health;
 mod http_surface;
 mod ingest;

@@ -1,0 +1,238 @@
+//! SQL for `context_documents`: the only place that reads or writes the table.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{Database, Encode, FromRow, QueryBuilder, Type};
+use uuid::Uuid;
+
+use crate::db::{Db, Json, now};
+use crate::http::query::SortOrder;
+use crate::with_db;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ContextDocumentRow {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub title: String,
+    pub document_type: String,
+    pub is_global: bool,
+    pub targeting_rules: Option<Json<Value>>,
+    pub description: Option<String>,
+    pub content: String,
+    pub tags: Json<Vec<String>>,
+    pub version: i32,
+    pub is_system: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A listed document: everything but `content` and `targeting_rules` (a page of runbooks would
+/// otherwise read megabytes it does not return).
+#[derive(Debug, Clone, FromRow)]
+pub struct ContextDocumentSummaryRow {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub title: String,
+    pub document_type: String,
+    pub is_global: bool,
+    pub description: Option<String>,
+    pub tags: Json<Vec<String>>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, uuid, title, document_type, is_global, targeting_rules, description, content, tags, \
+                       version, is_system, created_at, updated_at";
+const SUMMARY_COLUMNS: &str = "id, uuid, title, document_type, is_global, description, tags, version, created_at, updated_at";
+
+pub struct NewDocument<'a> {
+    pub title: &'a str,
+    pub document_type: &'a str,
+    pub is_global: bool,
+    pub targeting_rules: Option<&'a Value>,
+    pub description: Option<&'a str>,
+    pub content: &'a str,
+    pub tags: &'a [String],
+}
+
+pub async fn insert(db: &Db, doc: &NewDocument<'_>) -> sqlx::Result<ContextDocumentRow> {
+    let sql = format!(
+        "INSERT INTO context_documents (uuid, title, document_type, is_global, targeting_rules, description, \
+         content, tags, version, is_system, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, FALSE, $9, $9) RETURNING {COLUMNS}"
+    );
+    with_db!(db, p => sqlx::query_as::<_, ContextDocumentRow>(sqlx::AssertSqlSafe(sql))
+        .bind(Uuid::new_v4())
+        .bind(doc.title)
+        .bind(doc.document_type)
+        .bind(doc.is_global)
+        .bind(doc.targeting_rules.map(|r| Json(r.clone())))
+        .bind(doc.description)
+        .bind(doc.content)
+        .bind(Json(doc.tags.to_vec()))
+        .bind(now())
+        .fetch_one(p)
+        .await)
+}
+
+pub async fn find_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<ContextDocumentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM context_documents WHERE uuid = $1");
+    with_db!(db, p => sqlx::query_as::<_, ContextDocumentRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(p).await)
+}
+
+/// Every document that can attach to an alert: global ones, then targeted ones (non-null
+/// rules), each group by `document_type`, then age. The caller evaluates the rules.
+pub async fn attachable(db: &Db) -> sqlx::Result<Vec<ContextDocumentRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM context_documents WHERE is_global = TRUE OR targeting_rules IS NOT NULL \
+         ORDER BY is_global DESC, document_type ASC, created_at ASC, id ASC"
+    );
+    with_db!(db, p => sqlx::query_as::<_, ContextDocumentRow>(sqlx::AssertSqlSafe(sql)).fetch_all(p).await)
+}
+
+#[derive(Debug, Default)]
+pub struct DocumentFilter {
+    pub document_types: Option<Vec<String>>,
+    pub is_global: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentSort {
+    Title,
+    DocumentType,
+    UpdatedAt,
+    CreatedAt,
+}
+
+impl DocumentSort {
+    pub const KEYS: [&'static str; 4] = ["title", "document_type", "updated_at", "created_at"];
+
+    pub fn from_key(key: &str) -> Option<Self> {
+        match key {
+            "title" => Some(DocumentSort::Title),
+            "document_type" => Some(DocumentSort::DocumentType),
+            "updated_at" => Some(DocumentSort::UpdatedAt),
+            "created_at" => Some(DocumentSort::CreatedAt),
+            _ => None,
+        }
+    }
+
+    /// ORDER BY text (constants only). Titles sort case-insensitively in byte order on both
+    /// backends; `id` makes the order total so pages never overlap.
+    fn order_by(self, order: SortOrder, postgres: bool) -> String {
+        let dir = order.sql();
+        let collate = if postgres { " COLLATE \"C\"" } else { "" };
+        match self {
+            DocumentSort::Title => format!("LOWER(title){collate} {dir}, title{collate} {dir}, id {dir}"),
+            DocumentSort::DocumentType => format!("document_type {dir}, id {dir}"),
+            DocumentSort::UpdatedAt => format!("updated_at {dir}, id {dir}"),
+            DocumentSort::CreatedAt => format!("created_at {dir}, id {dir}"),
+        }
+    }
+}
+
+fn push_filters<DB>(qb: &mut QueryBuilder<DB>, filter: &DocumentFilter)
+where
+    DB: Database,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+{
+    qb.push(" WHERE 1 = 1");
+    if let Some(types) = &filter.document_types {
+        qb.push(" AND document_type IN (");
+        let mut list = qb.separated(", ");
+        for t in types {
+            list.push_bind(t.clone());
+        }
+        qb.push(")");
+    }
+    if let Some(global) = filter.is_global {
+        qb.push(" AND is_global = ").push_bind(global);
+    }
+}
+
+#[derive(FromRow)]
+struct CountedRow {
+    #[sqlx(flatten)]
+    row: ContextDocumentSummaryRow,
+    total_count: i64,
+}
+
+pub async fn list(
+    db: &Db,
+    filter: &DocumentFilter,
+    sort: DocumentSort,
+    order: SortOrder,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<ContextDocumentSummaryRow>, i64)> {
+    let order_by = sort.order_by(order, matches!(db, Db::Postgres(_)));
+    let rows: Vec<CountedRow> = with_db!(db, p => {
+        let mut qb = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS}, COUNT(*) OVER () AS total_count FROM context_documents"));
+        push_filters(&mut qb, filter);
+        qb.push(format_args!(" ORDER BY {order_by} LIMIT ")).push_bind(limit).push(" OFFSET ").push_bind(offset);
+        qb.build_query_as::<CountedRow>().fetch_all(p).await
+    })?;
+    let total = match rows.first() {
+        Some(first) => first.total_count,
+        None => with_db!(db, p => {
+            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM context_documents");
+            push_filters(&mut qb, filter);
+            qb.build_query_scalar::<i64>().fetch_one(p).await
+        })?,
+    };
+    Ok((rows.into_iter().map(|r| r.row).collect(), total))
+}
+
+/// A PATCH: `None` leaves a column unchanged; `Some(None)` clears a nullable one. Supplying
+/// `content` bumps `version`.
+#[derive(Debug, Default)]
+pub struct DocumentPatch<'a> {
+    pub title: Option<&'a str>,
+    pub document_type: Option<&'a str>,
+    pub is_global: Option<bool>,
+    pub description: Option<Option<&'a str>>,
+    pub content: Option<&'a str>,
+    pub tags: Option<&'a [String]>,
+    pub targeting_rules: Option<Option<&'a Value>>,
+}
+
+pub async fn update(db: &Db, uuid: Uuid, patch: &DocumentPatch<'_>) -> sqlx::Result<Option<ContextDocumentRow>> {
+    let sql = format!(
+        "UPDATE context_documents SET \
+           title = COALESCE($2, title), \
+           document_type = COALESCE($3, document_type), \
+           is_global = COALESCE($4, is_global), \
+           description = CASE WHEN $5 THEN $6 ELSE description END, \
+           content = COALESCE($7, content), \
+           version = CASE WHEN $8 THEN version + 1 ELSE version END, \
+           tags = COALESCE($9, tags), \
+           targeting_rules = CASE WHEN $10 THEN $11 ELSE targeting_rules END, \
+           updated_at = $12 \
+         WHERE uuid = $1 RETURNING {COLUMNS}"
+    );
+    let rules = patch.targeting_rules.flatten().map(|r| Json(r.clone()));
+    with_db!(db, p => sqlx::query_as::<_, ContextDocumentRow>(sqlx::AssertSqlSafe(sql))
+        .bind(uuid)
+        .bind(patch.title)
+        .bind(patch.document_type)
+        .bind(patch.is_global)
+        .bind(patch.description.is_some())
+        .bind(patch.description.flatten())
+        .bind(patch.content)
+        .bind(patch.content.is_some())
+        .bind(patch.tags.map(|t| Json(t.to_vec())))
+        .bind(patch.targeting_rules.is_some())
+        .bind(rules)
+        .bind(now())
+        .fetch_optional(p)
+        .await)
+}
+
+/// Hard delete; nothing references the table. Returns whether a row went.
+pub async fn delete(db: &Db, uuid: Uuid) -> sqlx::Result<bool> {
+    let deleted = with_db!(db, p => sqlx::query("DELETE FROM context_documents WHERE uuid = $1")
+        .bind(uuid).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(deleted > 0)
+}
