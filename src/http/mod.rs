@@ -22,7 +22,9 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(health::routes())
-        .merge(crate::auth::http::routes());
+        .merge(crate::auth::http::routes())
+        .merge(crate::mappings::http::routes())
+        .merge(crate::sources::http::routes());
     if state.settings.docs_enabled() {
         app = app.merge(docs::routes());
     }

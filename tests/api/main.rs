@@ -7,5 +7,7 @@ mod api_keys;
 mod auth;
 mod health;
 mod http_surface;
+mod indicator_mappings;
 mod rate_limits;
+mod sources;
 mod startup;
