@@ -393,8 +393,6 @@ async fn test_extraction_with_fixture_payloads(backend: Backend) {
     let deactivated = extract(&server, "generic", generic_payload.clone()).await;
     assert_eq!(triples(&deactivated["passes"][2]["indicators"]), vec![t("ip", "198.51.100.7", "raw_payload.okta.actor.alternateId")]);
     assert_eq!(deactivated["deduplicated_count"], 4);
-    // A system mapping feeds Pass 2 once the plugin fills its field (generic never does), and a
-    // deactivated system mapping does not.
     assert_eq!(list(&server, "").await["meta"]["total"], 19, "test-extraction persisted nothing");
 
     // Normalization failure: Pass 2 carries the error, Pass 1 and 3 still run.
