@@ -55,6 +55,10 @@ pub async fn build_state(settings: Settings, db: Db) -> anyhow::Result<AppState>
             None
         }
     };
+    // Start-up seeding (data-model.md): a failure is logged and the server still starts.
+    if let Err(e) = crate::mappings::seed_system_mappings(&db).await {
+        tracing::error!(error = %e, "seeding the system indicator field mappings failed");
+    }
     let limiter = build_limiter(&settings).await?;
     let auth = Authenticator::new(
         db.clone(),

@@ -34,6 +34,18 @@ use crate::state::AppState;
         crate::context::http::get_context_document,
         crate::context::http::update_context_document,
         crate::context::http::delete_context_document,
+        crate::mappings::http::list_indicator_mappings,
+        crate::mappings::http::create_indicator_mapping,
+        crate::mappings::http::list_source_plugin_fields,
+        crate::mappings::http::test_extraction_endpoint,
+        crate::mappings::http::get_indicator_mapping,
+        crate::mappings::http::patch_indicator_mapping,
+        crate::mappings::http::delete_indicator_mapping,
+        crate::sources::http::list_sources,
+        crate::sources::http::create_source,
+        crate::sources::http::get_source,
+        crate::sources::http::patch_source,
+        crate::sources::http::delete_source,
     ),
     modifiers(&BearerAuth)
 )]

@@ -26,7 +26,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::auth::http::routes())
         .merge(crate::ingest::http::routes())
         .merge(crate::rules::http::routes())
-        .merge(crate::context::http::routes());
+        .merge(crate::context::http::routes())
+        .merge(crate::mappings::http::routes())
+        .merge(crate::sources::http::routes());
     if state.settings.docs_enabled() {
         app = app.merge(docs::routes());
     }

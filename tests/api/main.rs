@@ -10,5 +10,7 @@ mod detection_rules;
 mod health;
 mod http_surface;
 mod ingest;
+mod indicator_mappings;
 mod rate_limits;
+mod sources;
 mod startup;

@@ -1,0 +1,123 @@
+//! SQL for `source_integrations`: the only place that reads or writes the table. Reads never
+//! select `auth_config`, so the sealed secret cannot reach a response by accident.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::db::{Db, Json, now};
+use crate::with_db;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SourceRow {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub source_name: String,
+    pub display_name: String,
+    pub is_active: bool,
+    pub auth_type: Option<String>,
+    pub documentation: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, uuid, source_name, display_name, is_active, auth_type, documentation, created_at, updated_at";
+
+#[derive(FromRow)]
+struct CountedRow {
+    #[sqlx(flatten)]
+    row: SourceRow,
+    total_count: i64,
+}
+
+/// One page, newest first, plus the total count.
+pub async fn list(db: &Db, limit: i64, offset: i64) -> sqlx::Result<(Vec<SourceRow>, i64)> {
+    let sql = format!(
+        "SELECT {COLUMNS}, COUNT(*) OVER () AS total_count FROM source_integrations \
+         ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+    );
+    let rows = with_db!(db, p => sqlx::query_as::<_, CountedRow>(sqlx::AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(p).await)?;
+    let total = match rows.first() {
+        Some(first) => first.total_count,
+        None => with_db!(db, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM source_integrations").fetch_one(p).await)?,
+    };
+    Ok((rows.into_iter().map(|r| r.row).collect(), total))
+}
+
+pub async fn find_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<SourceRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM source_integrations WHERE uuid = $1");
+    with_db!(db, p => sqlx::query_as::<_, SourceRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(p).await)
+}
+
+pub struct NewSource<'a> {
+    pub source_name: &'a str,
+    pub display_name: &'a str,
+    pub is_active: bool,
+    pub auth_type: Option<&'a str>,
+    /// Already sealed (`{"_encrypted": …}`); never plaintext.
+    pub sealed_auth_config: Option<Value>,
+    pub documentation: Option<&'a str>,
+}
+
+pub async fn insert(db: &Db, source: NewSource<'_>) -> sqlx::Result<SourceRow> {
+    let sql = format!(
+        "INSERT INTO source_integrations (uuid, source_name, display_name, is_active, auth_type, auth_config, \
+         documentation, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {COLUMNS}"
+    );
+    with_db!(db, p => sqlx::query_as::<_, SourceRow>(sqlx::AssertSqlSafe(sql))
+        .bind(Uuid::new_v4())
+        .bind(source.source_name)
+        .bind(source.display_name)
+        .bind(source.is_active)
+        .bind(source.auth_type)
+        .bind(source.sealed_auth_config.map(Json))
+        .bind(source.documentation)
+        .bind(now())
+        .fetch_one(p)
+        .await)
+}
+
+/// Fields a PATCH may change; `None` leaves the column as it is (`source_name` is immutable).
+#[derive(Default)]
+pub struct SourcePatch<'a> {
+    pub display_name: Option<&'a str>,
+    pub is_active: Option<bool>,
+    pub auth_type: Option<&'a str>,
+    /// Already sealed.
+    pub sealed_auth_config: Option<Value>,
+    pub documentation: Option<&'a str>,
+}
+
+pub async fn update(db: &Db, uuid: Uuid, patch: SourcePatch<'_>) -> sqlx::Result<Option<SourceRow>> {
+    let sql = format!(
+        "UPDATE source_integrations SET \
+           display_name = COALESCE($2, display_name), \
+           is_active = COALESCE($3, is_active), \
+           auth_type = COALESCE($4, auth_type), \
+           auth_config = COALESCE($5, auth_config), \
+           documentation = COALESCE($6, documentation), \
+           updated_at = $7 \
+         WHERE uuid = $1 RETURNING {COLUMNS}"
+    );
+    with_db!(db, p => sqlx::query_as::<_, SourceRow>(sqlx::AssertSqlSafe(sql))
+        .bind(uuid)
+        .bind(patch.display_name)
+        .bind(patch.is_active)
+        .bind(patch.auth_type)
+        .bind(patch.sealed_auth_config.map(Json))
+        .bind(patch.documentation)
+        .bind(now())
+        .fetch_optional(p)
+        .await)
+}
+
+/// Hard delete; `false` when no row had that uuid.
+pub async fn delete(db: &Db, uuid: Uuid) -> sqlx::Result<bool> {
+    let removed = with_db!(db, p => sqlx::query("DELETE FROM source_integrations WHERE uuid = $1")
+        .bind(uuid)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(removed > 0)
+}
