@@ -23,7 +23,9 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(health::routes())
         .merge(crate::auth::http::routes())
-        .merge(crate::ingest::http::routes());
+        .merge(crate::ingest::http::routes())
+        .merge(crate::alerts::http::routes())
+        .merge(crate::indicators::http::routes());
     if state.settings.docs_enabled() {
         app = app.merge(docs::routes());
     }

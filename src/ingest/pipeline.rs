@@ -20,12 +20,18 @@ pub async fn enrich_alert(state: AppState, payload: Value) -> Result<(), JobErro
         tracing::info!(alert_id, "enrich_alert: alert no longer exists");
         return Ok(());
     };
+    let source = super::sources::get(&alert.source_name);
+    // Read before the transaction: a second pool connection wanted while this one holds the
+    // SQLite write lock can deadlock against requests that hold the others waiting for it.
+    let mappings = match source {
+        Some(source) => super::service::active_mappings(&state.db, source.name()).await?,
+        None => Vec::new(),
+    };
     let mut tx = state.db.begin().await?;
-    if let Some(source) = super::sources::get(&alert.source_name) {
+    if let Some(source) = source {
         let raw = &alert.raw_payload.0;
         if !raw.is_empty() {
             let normalized = source.normalize(raw).ok();
-            let mappings = super::service::active_mappings(&state.db, source.name()).await?;
             for candidate in extract_all(source, raw, normalized.as_ref(), &mappings, true) {
                 indicators::upsert_and_link(&mut tx, alert.id, candidate.itype.as_str(), &candidate.value).await?;
             }

@@ -22,3 +22,32 @@ pub async fn find_or_create_stub(tx: &mut Tx, source_name: &str, rule_ref: &str)
          VALUES ($1, $2, $2, $3, TRUE, $4, $4, $4, $4, FALSE, $5, $5) RETURNING id")
         .bind(Uuid::new_v4()).bind(rule_ref).bind(source_name).bind(&empty).bind(at).fetch_one(c).await)
 }
+
+/// A `detection_rules` row as the API shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DetectionRuleRow {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub name: String,
+    pub source_rule_id: Option<String>,
+    pub source_name: Option<String>,
+    pub severity: Option<String>,
+    pub is_active: bool,
+    pub mitre_tactics: Json<Vec<String>>,
+    pub mitre_techniques: Json<Vec<String>>,
+    pub mitre_subtechniques: Json<Vec<String>>,
+    pub data_sources: Json<Vec<String>>,
+    pub run_frequency: Option<String>,
+    pub created_by: Option<String>,
+    pub documentation: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn find_by_id(db: &crate::db::Db, id: i64) -> sqlx::Result<Option<DetectionRuleRow>> {
+    crate::with_db!(db, p => sqlx::query_as::<_, DetectionRuleRow>(
+        "SELECT id, uuid, name, source_rule_id, source_name, severity, is_active, mitre_tactics, mitre_techniques, \
+         mitre_subtechniques, data_sources, run_frequency, created_by, documentation, created_at, updated_at \
+         FROM detection_rules WHERE id = $1")
+        .bind(id).fetch_optional(p).await)
+}

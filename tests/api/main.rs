@@ -3,9 +3,11 @@
 
 mod support;
 
+mod alerts;
 mod api_keys;
 mod auth;
 mod health;
 mod http_surface;
+mod indicators;
 mod rate_limits;
 mod startup;

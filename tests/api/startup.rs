@@ -15,6 +15,10 @@ fn production_env(dir: &std::path::Path) -> Vec<(String, String)> {
         ("ENCRYPTION_KEY".into(), GOOD_KEY.into()),
         ("HTTPS_ENABLED".into(), "true".into()),
         ("LOG_FORMAT".into(), "json".into()),
+        // Production refuses webhook sources that would accept unsigned alerts.
+        ("SENTINEL_WEBHOOK_SECRET".into(), "sentinel-test-secret-0123456789abcdef".into()),
+        ("ELASTIC_WEBHOOK_SECRET".into(), "elastic-test-secret-0123456789abcdef".into()),
+        ("SPLUNK_WEBHOOK_SECRET".into(), "splunk-test-secret-0123456789abcdef".into()),
     ]
 }
 
