@@ -117,6 +117,35 @@ pub fn sanitize(value: Value) -> Value {
     }
 }
 
+/// An event as `GET /v1/alerts/{uuid}/activity` returns it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+pub struct ActivityEventResponse {
+    pub uuid: Uuid,
+    pub event_type: String,
+    pub actor_type: String,
+    pub actor_key_prefix: Option<String>,
+    pub alert_id: Option<i64>,
+    pub workflow_id: Option<i64>,
+    pub detection_rule_id: Option<i64>,
+    /// Event-specific payload (stored in the `event_references` column).
+    #[serde(rename = "references")]
+    #[sqlx(rename = "event_references")]
+    #[schema(value_type = Option<Object>)]
+    pub references: Option<Json<Value>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One page of an alert's events, newest first, and their total.
+pub async fn list_for_alert(db: &Db, alert_id: i64, limit: i64, offset: i64) -> sqlx::Result<(Vec<ActivityEventResponse>, i64)> {
+    let total: i64 = with_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM activity_events WHERE alert_id = $1")
+        .bind(alert_id).fetch_one(p).await)?;
+    let rows = with_db!(db, p => sqlx::query_as::<_, ActivityEventResponse>(
+        "SELECT uuid, event_type, actor_type, actor_key_prefix, alert_id, workflow_id, detection_rule_id, event_references, created_at \
+         FROM activity_events WHERE alert_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3")
+        .bind(alert_id).bind(limit).bind(offset).fetch_all(p).await)?;
+    Ok((rows, total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

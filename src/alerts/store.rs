@@ -74,3 +74,295 @@ pub async fn set_enrichment_status(tx: &mut Tx, id: i64, status: &str) -> sqlx::
         "UPDATE alerts SET enrichment_status = $1, is_enriched = $2, enriched_at = CASE WHEN $2 THEN $3 ELSE enriched_at END, updated_at = $3 WHERE id = $4")
         .bind(status).bind(enriched).bind(at).bind(id).execute(c).await.map(|_| ()))
 }
+
+/// A whole `alerts` row, as the detail view needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AlertRow {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    pub severity: String,
+    pub status: String,
+    pub enrichment_status: String,
+    pub source_name: String,
+    pub occurred_at: DateTime<Utc>,
+    pub ingested_at: DateTime<Utc>,
+    pub enriched_at: Option<DateTime<Utc>>,
+    pub is_enriched: bool,
+    pub fingerprint: Option<String>,
+    pub duplicate_count: i32,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub close_classification: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub triaged_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub tags: Json<Vec<String>>,
+    pub detection_rule_id: Option<i64>,
+    pub raw_payload: Json<Value>,
+    pub malice_override: Option<String>,
+    pub malice_override_source: Option<String>,
+    pub malice_override_at: Option<DateTime<Utc>>,
+    pub agent_findings: Option<Json<Value>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const ALERT_COLUMNS: &str = "id, uuid, title, description, severity, status, enrichment_status, source_name, occurred_at, \
+    ingested_at, enriched_at, is_enriched, fingerprint, duplicate_count, last_seen_at, close_classification, acknowledged_at, \
+    triaged_at, closed_at, tags, detection_rule_id, raw_payload, malice_override, malice_override_source, malice_override_at, \
+    agent_findings, created_at, updated_at";
+
+pub async fn find_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<AlertRow>> {
+    let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE uuid = $1");
+    with_db!(db, p => sqlx::query_as::<_, AlertRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(p).await)
+}
+
+/// Locks the alert against concurrent read-modify-write requests until the transaction ends
+/// (PostgreSQL advisory lock; SQLite's `BEGIN IMMEDIATE` already serializes writers), then
+/// reads it.
+pub async fn lock_and_read(tx: &mut Tx, uuid: Uuid) -> sqlx::Result<Option<AlertRow>> {
+    crate::db::lock_key(tx, &format!("alert:{uuid}")).await?;
+    let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE uuid = $1");
+    with_tx!(tx, c => sqlx::query_as::<_, AlertRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(c).await)
+}
+
+/// The internal id of the alert with this uuid.
+pub async fn id_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<i64>> {
+    with_db!(db, p => sqlx::query_scalar("SELECT id FROM alerts WHERE uuid = $1").bind(uuid).fetch_optional(p).await)
+}
+
+/// The mutable state of an alert after a PATCH, written whole (the caller holds the lock).
+pub struct AlertChanges<'a> {
+    pub status: &'a str,
+    pub severity: &'a str,
+    pub close_classification: Option<&'a str>,
+    pub tags: &'a [String],
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub triaged_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub malice_override: Option<&'a str>,
+    pub malice_override_source: Option<&'a str>,
+    pub malice_override_at: Option<DateTime<Utc>>,
+}
+
+pub async fn apply_changes(tx: &mut Tx, id: i64, changes: &AlertChanges<'_>) -> sqlx::Result<()> {
+    let at = now();
+    // COALESCE keeps the lifecycle timestamps write-once even if a caller passed a new value.
+    with_tx!(tx, c => sqlx::query(
+        "UPDATE alerts SET status = $1, severity = $2, close_classification = $3, tags = $4, \
+         acknowledged_at = COALESCE(acknowledged_at, $5), triaged_at = COALESCE(triaged_at, $6), closed_at = COALESCE(closed_at, $7), \
+         malice_override = $8, malice_override_source = $9, malice_override_at = $10, updated_at = $11 WHERE id = $12")
+        .bind(changes.status).bind(changes.severity).bind(changes.close_classification).bind(Json(changes.tags))
+        .bind(changes.acknowledged_at).bind(changes.triaged_at).bind(changes.closed_at)
+        .bind(changes.malice_override).bind(changes.malice_override_source).bind(changes.malice_override_at)
+        .bind(at).bind(id).execute(c).await.map(|_| ()))
+}
+
+/// Replaces the `agent_findings` array (the caller appended to what it read under the lock).
+pub async fn set_findings(tx: &mut Tx, id: i64, findings: &Value) -> sqlx::Result<()> {
+    let at = now();
+    with_tx!(tx, c => sqlx::query("UPDATE alerts SET agent_findings = $1, updated_at = $2 WHERE id = $3")
+        .bind(Json(findings)).bind(at).bind(id).execute(c).await.map(|_| ()))
+}
+
+/// Hard delete; links and agent runs cascade, activity events keep a null `alert_id`.
+/// Returns whether the alert existed.
+pub async fn delete_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<bool> {
+    with_db!(db, p => sqlx::query("DELETE FROM alerts WHERE uuid = $1").bind(uuid).execute(p).await.map(|r| r.rows_affected() > 0))
+}
+
+/// The columns of the list view.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AlertSummaryRow {
+    pub uuid: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    pub severity: String,
+    pub status: String,
+    pub enrichment_status: String,
+    pub source_name: String,
+    pub occurred_at: DateTime<Utc>,
+    pub ingested_at: DateTime<Utc>,
+    pub is_enriched: bool,
+    pub duplicate_count: i32,
+    pub tags: Json<Vec<String>>,
+    pub close_classification: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Filters of `GET /v1/alerts`; empty lists and `None` do not filter.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AlertFilter {
+    pub statuses: Vec<String>,
+    pub severities: Vec<String>,
+    pub source_names: Vec<String>,
+    pub enrichment_statuses: Vec<String>,
+    pub is_enriched: Option<bool>,
+    pub detection_rule_uuid: Option<Uuid>,
+    pub from_time: Option<DateTime<Utc>>,
+    pub to_time: Option<DateTime<Utc>>,
+    /// The alert must carry every one of these.
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    Title,
+    Status,
+    Severity,
+    SourceName,
+    OccurredAt,
+    CreatedAt,
+}
+
+impl SortColumn {
+    pub const NAMES: [&str; 6] = ["title", "status", "severity", "source_name", "occurred_at", "created_at"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "title" => SortColumn::Title,
+            "status" => SortColumn::Status,
+            "severity" => SortColumn::Severity,
+            "source_name" => SortColumn::SourceName,
+            "occurred_at" => SortColumn::OccurredAt,
+            "created_at" => SortColumn::CreatedAt,
+            _ => return None,
+        })
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            SortColumn::Title => "alerts.title",
+            SortColumn::Status => "alerts.status",
+            // data-model.md: severity orders by rank, not alphabetically.
+            SortColumn::Severity => "CASE alerts.severity WHEN 'Critical' THEN 5 WHEN 'High' THEN 4 WHEN 'Medium' THEN 3 \
+                                     WHEN 'Low' THEN 2 WHEN 'Informational' THEN 1 ELSE 0 END",
+            SortColumn::SourceName => "alerts.source_name",
+            SortColumn::OccurredAt => "alerts.occurred_at",
+            SortColumn::CreatedAt => "alerts.created_at",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertSort {
+    pub column: SortColumn,
+    pub descending: bool,
+}
+
+/// A value bound to one `$N` of a runtime-built statement.
+#[derive(Debug, Clone)]
+enum Bind {
+    Text(String),
+    Bool(bool),
+    Uuid(Uuid),
+    Time(DateTime<Utc>),
+    Int(i64),
+}
+
+/// Binds `$binds` in order onto `$query` (a sqlx query of either backend).
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                Bind::Text(v) => query.bind(v.clone()),
+                Bind::Bool(v) => query.bind(*v),
+                Bind::Uuid(v) => query.bind(*v),
+                Bind::Time(v) => query.bind(*v),
+                Bind::Int(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+
+/// The `WHERE` clause of the list (SQL text with `$N` placeholders, built from constants only)
+/// and its values.
+fn filter_sql(backend: &str, filter: &AlertFilter) -> (String, Vec<Bind>) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut binds: Vec<Bind> = Vec::new();
+    let placeholder = |binds: &mut Vec<Bind>, bind: Bind| {
+        binds.push(bind);
+        format!("${}", binds.len())
+    };
+    for (column, values) in [
+        ("alerts.status", &filter.statuses),
+        ("alerts.severity", &filter.severities),
+        ("alerts.source_name", &filter.source_names),
+        ("alerts.enrichment_status", &filter.enrichment_statuses),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = values.iter().map(|v| placeholder(&mut binds, Bind::Text(v.clone()))).collect();
+        conditions.push(format!("{column} IN ({})", list.join(", ")));
+    }
+    if let Some(flag) = filter.is_enriched {
+        conditions.push(format!("alerts.is_enriched = {}", placeholder(&mut binds, Bind::Bool(flag))));
+    }
+    if let Some(rule) = filter.detection_rule_uuid {
+        let p = placeholder(&mut binds, Bind::Uuid(rule));
+        conditions.push(format!("alerts.detection_rule_id IN (SELECT id FROM detection_rules WHERE uuid = {p})"));
+    }
+    if let Some(from) = filter.from_time {
+        conditions.push(format!("alerts.occurred_at >= {}", placeholder(&mut binds, Bind::Time(from))));
+    }
+    if let Some(to) = filter.to_time {
+        conditions.push(format!("alerts.occurred_at <= {}", placeholder(&mut binds, Bind::Time(to))));
+    }
+    for tag in &filter.tags {
+        let p = placeholder(&mut binds, Bind::Text(tag.clone()));
+        conditions.push(crate::db::json_array_contains_sql(backend, "alerts.tags", &p));
+    }
+    let clause = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+    (clause, binds)
+}
+
+/// One page of the alert list and the total count under the same filter.
+pub async fn list(db: &Db, filter: &AlertFilter, sort: AlertSort, limit: i64, offset: i64) -> sqlx::Result<(Vec<AlertSummaryRow>, i64)> {
+    let (clause, mut binds) = filter_sql(db.backend(), filter);
+    let count_sql = format!("SELECT COUNT(*) FROM alerts{clause}");
+    let total: i64 = with_db!(db, p => bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)), &binds).fetch_one(p).await)?;
+    let direction = if sort.descending { "DESC" } else { "ASC" };
+    let limit_p = format!("${}", binds.len() + 1);
+    let offset_p = format!("${}", binds.len() + 2);
+    binds.push(Bind::Int(limit));
+    binds.push(Bind::Int(offset));
+    let page_sql = format!(
+        "SELECT alerts.uuid, alerts.title, alerts.description, alerts.severity, alerts.status, alerts.enrichment_status, \
+         alerts.source_name, alerts.occurred_at, alerts.ingested_at, alerts.is_enriched, alerts.duplicate_count, alerts.tags, \
+         alerts.close_classification, alerts.closed_at, alerts.created_at, alerts.updated_at FROM alerts{clause} \
+         ORDER BY {} {direction}, alerts.id {direction} LIMIT {limit_p} OFFSET {offset_p}",
+        sort.column.sql()
+    );
+    let rows = with_db!(db, p => bind_all!(sqlx::query_as::<_, AlertSummaryRow>(sqlx::AssertSqlSafe(page_sql)), &binds).fetch_all(p).await)?;
+    Ok((rows, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_sql_numbers_placeholders_in_order() {
+        let filter = AlertFilter {
+            statuses: vec!["Open".into(), "Closed".into()],
+            is_enriched: Some(true),
+            tags: vec!["a".into(), "b".into()],
+            ..AlertFilter::default()
+        };
+        let (clause, binds) = filter_sql("sqlite", &filter);
+        assert_eq!(
+            clause,
+            " WHERE alerts.status IN ($1, $2) AND alerts.is_enriched = $3 \
+             AND EXISTS (SELECT 1 FROM json_each(alerts.tags) WHERE json_each.value = $4) \
+             AND EXISTS (SELECT 1 FROM json_each(alerts.tags) WHERE json_each.value = $5)"
+        );
+        assert_eq!(binds.len(), 5);
+        assert_eq!(filter_sql("postgres", &AlertFilter::default()).0, "");
+    }
+}

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod extract;
 pub mod http;
 pub mod keys;
+pub mod scoped;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -158,3 +158,28 @@ pub async fn lock_key(tx: &mut Tx, key: &str) -> Result<(), sqlx::Error> {
         Tx::Sqlite(_) => Ok(()),
     }
 }
+
+/// SQL for "the JSON array in `column` contains the text bound at `placeholder`" — the one
+/// predicate whose text differs per backend (PostgreSQL uses jsonb containment, which the GIN
+/// index on `alerts.tags` serves; SQLite scans the array with `json_each`). `column` and
+/// `placeholder` must be SQL constants (a column name, `$N`), never input.
+pub fn json_array_contains_sql(backend: &str, column: &str, placeholder: &str) -> String {
+    match backend {
+        "postgres" => format!("{column} @> jsonb_build_array(CAST({placeholder} AS TEXT))"),
+        _ => format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {placeholder})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_array_contains_sql;
+
+    #[test]
+    fn containment_sql_per_backend() {
+        assert_eq!(json_array_contains_sql("postgres", "alerts.tags", "$3"), "alerts.tags @> jsonb_build_array(CAST($3 AS TEXT))");
+        assert_eq!(
+            json_array_contains_sql("sqlite", "alerts.tags", "$3"),
+            "EXISTS (SELECT 1 FROM json_each(alerts.tags) WHERE json_each.value = $3)"
+        );
+    }
+}

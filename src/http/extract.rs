@@ -1,7 +1,7 @@
 //! Request extractors that turn every malformed input into a 4xx envelope:
-//! `JsonBody<T>` (content type, body size, encoding, nesting depth, NUL characters, then typed
-//! decoding with unknown fields refused by the target types), `ValidPath<T>` (bad UUIDs → 422)
-//! and `ValidQuery<T>` (bad query values → 422).
+//! `JsonBody<T>` (content type, body size, encoding, nesting depth, NUL characters, an object
+//! at the top, then typed decoding with unknown fields refused by the target types),
+//! `ValidPath<T>` (bad UUIDs → 422) and `ValidQuery<T>` (bad query values → 422).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -125,10 +125,13 @@ pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let mut loc = vec![json!("body")];
         let inner = e.inner().to_string();
-        let path = e.path().to_string();
-        if path != "." {
-            loc.extend(path.split('.').map(|seg| json!(seg)));
-        }
+        // Sequence indices are numbers in `loc` (`["body", "tags", 0]`), as the reference reports them.
+        loc.extend(e.path().iter().map(|segment| match segment {
+            serde_path_to_error::Segment::Seq { index } => json!(index),
+            serde_path_to_error::Segment::Map { key } => json!(key),
+            serde_path_to_error::Segment::Enum { variant } => json!(variant),
+            serde_path_to_error::Segment::Unknown => json!("?"),
+        }));
         let kind = if inner.starts_with("missing field") {
             if let Some(field) = inner.split('`').nth(1) {
                 loc.push(json!(field));
@@ -190,9 +193,9 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
             return Err(Error::Validation(vec![FieldError::new("missing", vec![json!("body")], "Field required")]));
         }
         let value = parse_json_text(&bytes, state.settings.max_json_depth).map_err(json_text_error_to_http)?;
-        // serde's derived structs also accept a JSON array (fields by position), so `["x"]`
-        // would pass as `{"name": "x"}`; every request body of the API is an object.
-        if value.is_array() {
+        // Every request body is an object. serde would also accept a struct written as an array
+        // of its fields in order (`["name", ["admin"]]`), which no client means to send.
+        if !value.is_object() {
             return Err(Error::Validation(vec![FieldError::new(
                 "model_attributes_type",
                 vec![json!("body")],
@@ -281,6 +284,16 @@ mod tests {
         let Error::Validation(errors) = decode::<Sample>(json!({"name": "x", "count": 1, "id": 5})).unwrap_err() else { panic!() };
         assert_eq!(errors[0].kind, "extra_forbidden");
         assert_eq!(errors[0].loc, vec![json!("body"), json!("id")]);
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Outer {
+            items: Vec<Sample>,
+        }
+        let Error::Validation(errors) = decode::<Outer>(json!({"items": [{"name": "x", "count": 1}, {"name": "y", "count": 1, "z": 0}]})).unwrap_err() else { panic!() };
+        assert_eq!(errors[0].loc, vec![json!("body"), json!("items"), json!(1), json!("z")]);
+        let Error::Validation(errors) = decode::<Outer>(json!({"items": [{"name": "x"}]})).unwrap_err() else { panic!() };
+        assert_eq!(errors[0].loc, vec![json!("body"), json!("items"), json!(0), json!("count")]);
     }
 }
 

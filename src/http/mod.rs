@@ -28,7 +28,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::rules::http::routes())
         .merge(crate::context::http::routes())
         .merge(crate::mappings::http::routes())
-        .merge(crate::sources::http::routes());
+        .merge(crate::sources::http::routes())
+        .merge(crate::alerts::http::routes())
+        .merge(crate::indicators::http::routes());
     if state.settings.docs_enabled() {
         app = app.merge(docs::routes());
     }

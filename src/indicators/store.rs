@@ -22,3 +22,98 @@ pub async fn upsert_and_link(tx: &mut Tx, alert_id: i64, indicator_type: &str, v
 pub async fn count_for_alert(db: &Db, alert_id: i64) -> sqlx::Result<i64> {
     with_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM alert_indicators WHERE alert_id = $1").bind(alert_id).fetch_one(p).await)
 }
+
+/// An `indicators` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IndicatorRow {
+    pub id: i64,
+    pub uuid: uuid::Uuid,
+    #[sqlx(rename = "type")]
+    pub indicator_type: String,
+    pub value: String,
+    pub first_seen: chrono::DateTime<chrono::Utc>,
+    pub last_seen: chrono::DateTime<chrono::Utc>,
+    pub is_enriched: bool,
+    pub malice: String,
+    pub malice_source: String,
+    pub malice_overridden_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub enrichment_results: Option<crate::db::Json<serde_json::Value>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+const INDICATOR_COLUMNS: &str = "indicators.id, indicators.uuid, indicators.type, indicators.value, indicators.first_seen, \
+    indicators.last_seen, indicators.is_enriched, indicators.malice, indicators.malice_source, indicators.malice_overridden_at, \
+    indicators.enrichment_results, indicators.created_at, indicators.updated_at";
+
+/// The indicators linked to an alert, in the order they were linked.
+pub async fn list_for_alert(db: &Db, alert_id: i64) -> sqlx::Result<Vec<IndicatorRow>> {
+    let sql = format!(
+        "SELECT {INDICATOR_COLUMNS} FROM indicators JOIN alert_indicators ON alert_indicators.indicator_id = indicators.id \
+         WHERE alert_indicators.alert_id = $1 ORDER BY alert_indicators.id"
+    );
+    with_db!(db, p => sqlx::query_as::<_, IndicatorRow>(sqlx::AssertSqlSafe(sql)).bind(alert_id).fetch_all(p).await)
+}
+
+pub async fn find_by_uuid(db: &Db, uuid: uuid::Uuid) -> sqlx::Result<Option<IndicatorRow>> {
+    let sql = format!("SELECT {INDICATOR_COLUMNS} FROM indicators WHERE uuid = $1");
+    with_db!(db, p => sqlx::query_as::<_, IndicatorRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(p).await)
+}
+
+/// The row by uuid, read inside a transaction (for read-then-write under the caller's lock).
+pub async fn find_by_uuid_in(tx: &mut Tx, uuid: uuid::Uuid) -> sqlx::Result<Option<IndicatorRow>> {
+    let sql = format!("SELECT {INDICATOR_COLUMNS} FROM indicators WHERE uuid = $1");
+    with_tx!(tx, c => sqlx::query_as::<_, IndicatorRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(c).await)
+}
+
+/// Writes an indicator's verdict and where it came from (`analyst` or `enrichment`).
+pub async fn set_malice(
+    tx: &mut Tx,
+    id: i64,
+    malice: &str,
+    malice_source: &str,
+    overridden_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> sqlx::Result<()> {
+    let at = now();
+    with_tx!(tx, c => sqlx::query(
+        "UPDATE indicators SET malice = $1, malice_source = $2, malice_overridden_at = $3, updated_at = $4 WHERE id = $5")
+        .bind(malice).bind(malice_source).bind(overridden_at).bind(at).bind(id).execute(c).await.map(|_| ()))
+}
+
+/// The first alert the indicator was linked to, if any (the alert an indicator event is filed under).
+pub async fn first_linked_alert(tx: &mut Tx, indicator_id: i64) -> sqlx::Result<Option<i64>> {
+    with_tx!(tx, c => sqlx::query_scalar(
+        "SELECT alert_id FROM alert_indicators WHERE indicator_id = $1 ORDER BY id LIMIT 1")
+        .bind(indicator_id).fetch_optional(c).await)
+}
+
+/// Another alert linked to one of an alert's indicators, for the relationship graph.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SiblingRow {
+    pub indicator_id: i64,
+    pub uuid: uuid::Uuid,
+    pub title: String,
+    pub severity: String,
+    pub status: String,
+    pub source_name: String,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub tags: crate::db::Json<Vec<String>>,
+    /// How many other alerts share the indicator (the same on every row of one indicator).
+    pub total_alert_count: i64,
+}
+
+/// For each indicator of `alert_id`: the other alerts linked to it, newest `occurred_at` first,
+/// at most `limit` per indicator, each row carrying the indicator's full count of other alerts.
+/// One query (window functions) however many indicators the alert has.
+pub async fn siblings_for_alert(db: &Db, alert_id: i64, limit: i64) -> sqlx::Result<Vec<SiblingRow>> {
+    const SQL: &str = "SELECT indicator_id, uuid, title, severity, status, source_name, occurred_at, tags, total_alert_count FROM ( \
+           SELECT alert_indicators.indicator_id, alerts.uuid, alerts.title, alerts.severity, alerts.status, alerts.source_name, \
+                  alerts.occurred_at, alerts.tags, \
+                  ROW_NUMBER() OVER (PARTITION BY alert_indicators.indicator_id ORDER BY alerts.occurred_at DESC, alerts.id DESC) AS sibling_rank, \
+                  COUNT(*) OVER (PARTITION BY alert_indicators.indicator_id) AS total_alert_count \
+           FROM alert_indicators JOIN alerts ON alerts.id = alert_indicators.alert_id \
+           WHERE alert_indicators.alert_id <> $1 \
+             AND alert_indicators.indicator_id IN (SELECT indicator_id FROM alert_indicators WHERE alert_id = $1) \
+         ) ranked WHERE sibling_rank <= $2 ORDER BY indicator_id, sibling_rank";
+    with_db!(db, p => sqlx::query_as::<_, SiblingRow>(SQL).bind(alert_id).bind(limit).fetch_all(p).await)
+}

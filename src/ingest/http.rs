@@ -1,5 +1,6 @@
 //! `POST /v1/ingest/{source_name}` (SIEM webhooks, signature-checked) and `POST /v1/alerts`
-//! (programmatic). Both answer 202 once the alert and its job are committed.
+//! (programmatic; routed by `crate::alerts::http`, which owns the `/v1/alerts` path). Both
+//! answer 202 once the alert and its job are committed.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -25,7 +26,6 @@ pub const MAX_PROGRAMMATIC_PAYLOAD_BYTES: usize = 1_048_576;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/ingest/{source_name}", post(ingest_webhook))
-        .route("/v1/alerts", post(ingest_programmatic))
 }
 
 fn accepted(outcome: IngestResponse) -> Response {

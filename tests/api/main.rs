@@ -3,6 +3,7 @@
 
 mod support;
 
+mod alerts;
 mod api_keys;
 mod auth;
 mod context_documents;
@@ -11,6 +12,7 @@ mod health;
 mod http_surface;
 mod ingest;
 mod indicator_mappings;
+mod indicators;
 mod rate_limits;
 mod sources;
 mod startup;
