@@ -123,9 +123,10 @@ async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> 
     let state = crate::app::build_state(settings, db.clone()).await?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     {
+        let signal = crate::http::shutdown_signal()?;
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            crate::http::shutdown_signal().await;
+            signal.await;
             shutdown.cancel();
         });
     }

@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::store::{AlertRow, AlertSummaryRow};
 use crate::error::FieldError;
 use crate::indicators::{IndicatorResponse, truthy, worst_malice};
-use crate::rules::store::DetectionRuleRow;
 
 pub const STATUSES: [&str; 4] = ["Open", "Triaging", "Escalated", "Closed"];
 
@@ -162,63 +161,8 @@ impl From<AlertSummaryRow> for AlertSummary {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DetectionRuleResponse {
-    pub uuid: Uuid,
-    pub name: String,
-    pub source_rule_id: Option<String>,
-    pub source_name: Option<String>,
-    pub severity: Option<String>,
-    pub is_active: bool,
-    pub mitre_tactics: Vec<String>,
-    pub mitre_techniques: Vec<String>,
-    pub mitre_subtechniques: Vec<String>,
-    pub data_sources: Vec<String>,
-    pub run_frequency: Option<String>,
-    pub created_by: Option<String>,
-    pub documentation: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<DetectionRuleRow> for DetectionRuleResponse {
-    fn from(row: DetectionRuleRow) -> Self {
-        DetectionRuleResponse {
-            uuid: row.uuid,
-            name: row.name,
-            source_rule_id: row.source_rule_id,
-            source_name: row.source_name,
-            severity: row.severity,
-            is_active: row.is_active,
-            mitre_tactics: row.mitre_tactics.0,
-            mitre_techniques: row.mitre_techniques.0,
-            mitre_subtechniques: row.mitre_subtechniques.0,
-            data_sources: row.data_sources.0,
-            run_frequency: row.run_frequency,
-            created_by: row.created_by,
-            documentation: row.documentation,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-}
-
-/// A context document as attached to an alert (ContextDocumentResponse of the contract).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ContextDocumentResponse {
-    pub uuid: Uuid,
-    pub title: String,
-    pub document_type: String,
-    pub is_global: bool,
-    pub description: Option<String>,
-    pub tags: Vec<String>,
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub content: String,
-    #[schema(value_type = Option<Object>)]
-    pub targeting_rules: Option<Value>,
-}
+pub use crate::context::http::ContextDocumentResponse;
+pub use crate::rules::http::DetectionRuleResponse;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertResponse {

@@ -169,6 +169,11 @@ pub struct Authenticator {
     cache: RwLock<HashMap<[u8; 32], CachedKey>>,
     refresh_every: Duration,
     trust_for: Duration,
+    /// One verification per token at a time: concurrent first requests with the same key wait for
+    /// it instead of each running argon2 (19 MiB and ~25 ms apiece).
+    verifying: std::sync::Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    /// Bounds concurrent argon2 runs across all keys (CPU and memory).
+    argon2_slots: tokio::sync::Semaphore,
 }
 
 /// `last_used_at` is written at most this often per key: a write per request would turn every
@@ -177,7 +182,16 @@ const LAST_USED_WRITE_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Authenticator {
     pub fn new(db: Db, refresh_every: Duration, trust_for: Duration) -> Self {
-        Self { db, cache_secret: rand::random(), cache: RwLock::default(), refresh_every, trust_for }
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self {
+            db,
+            cache_secret: rand::random(),
+            cache: RwLock::default(),
+            refresh_every,
+            trust_for,
+            verifying: Default::default(),
+            argon2_slots: tokio::sync::Semaphore::new(cores),
+        }
     }
 
     fn cache_key(&self, token: &str) -> [u8; 32] {
@@ -202,7 +216,21 @@ impl Authenticator {
         if let Some(outcome) = self.from_cache(&cache_key).await? {
             return Ok(outcome);
         }
+        let flight = self.verifying.lock().expect("poisoned").entry(cache_key).or_default().clone();
+        let _verifying = flight.lock().await;
+        let outcome = self.verify_uncached(token, cache_key, display_prefix).await;
+        drop(_verifying);
+        self.verifying.lock().expect("poisoned").remove(&cache_key);
+        outcome
+    }
 
+    /// The slow path: lookup by id, one argon2 verification, cache. Called with the token's
+    /// single-flight lock held, so it first re-checks the cache a concurrent request may have filled.
+    async fn verify_uncached(&self, token: &str, cache_key: [u8; 32], display_prefix: Option<String>) -> Result<AuthOutcome, Error> {
+        let failed = |reason, key_prefix| Ok(AuthOutcome::Failed { reason, key_prefix });
+        if let Some(outcome) = self.from_cache(&cache_key).await? {
+            return Ok(outcome);
+        }
         let Some(row) = keys::find_by_lookup_hash(&self.db, &lookup_hash(token)).await? else {
             return failed(AuthFailureReason::InvalidKey, display_prefix);
         };
@@ -211,6 +239,7 @@ impl Authenticator {
         }
         let hash = row.key_hash.clone();
         let presented = token.to_owned();
+        let _slot = self.argon2_slots.acquire().await.map_err(|e| Error::Internal(e.into()))?;
         let verified = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
                 .map(|parsed| argon2::Argon2::default().verify_password(presented.as_bytes(), &parsed).is_ok())

@@ -19,6 +19,46 @@ pub async fn upsert_and_link(tx: &mut Tx, alert_id: i64, indicator_type: &str, v
     Ok(indicator_id)
 }
 
+/// `upsert_and_link` for many indicators in two statements (one multi-row upsert, one multi-row
+/// link) instead of two per indicator: the enrichment job's write cost no longer grows in round
+/// trips with the indicator count. Pairs must be unique (the extraction dedupes them).
+pub async fn upsert_and_link_all(tx: &mut Tx, alert_id: i64, pairs: &[(&str, &str)]) -> sqlx::Result<Vec<i64>> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let at = now();
+    // Placeholders: $1 = timestamp, then (uuid, type, value) per row.
+    let rows: Vec<String> = (0..pairs.len())
+        .map(|i| format!("(${}, ${}, ${}, $1, $1, FALSE, 'Pending', 'enrichment', $1, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4))
+        .collect();
+    let sql = format!(
+        "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, is_enriched, malice, malice_source, created_at, updated_at) \
+         VALUES {} ON CONFLICT (type, value) DO UPDATE SET last_seen = excluded.last_seen, updated_at = excluded.updated_at RETURNING id",
+        rows.join(", ")
+    );
+    let ids: Vec<i64> = with_tx!(tx, c => {
+        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(at);
+        for (indicator_type, value) in pairs {
+            query = query.bind(uuid::Uuid::new_v4()).bind(*indicator_type).bind(*value);
+        }
+        query.fetch_all(c).await
+    })?;
+    let links: Vec<String> = (0..ids.len()).map(|i| format!("($2, ${}, $1, $1)", i + 3)).collect();
+    let sql = format!(
+        "INSERT INTO alert_indicators (alert_id, indicator_id, created_at, updated_at) VALUES {} \
+         ON CONFLICT (alert_id, indicator_id) DO NOTHING",
+        links.join(", ")
+    );
+    with_tx!(tx, c => {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at).bind(alert_id);
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        query.execute(c).await.map(|_| ())
+    })?;
+    Ok(ids)
+}
+
 pub async fn count_for_alert(db: &Db, alert_id: i64) -> sqlx::Result<i64> {
     with_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM alert_indicators WHERE alert_id = $1").bind(alert_id).fetch_one(p).await)
 }

@@ -27,14 +27,13 @@ pub async fn enrich_alert(state: AppState, payload: Value) -> Result<(), JobErro
         let raw = &alert.raw_payload.0;
         if !raw.is_empty() {
             let normalized = source.normalize(raw).ok();
-            let mappings = super::service::active_mappings(&state.db, source.name()).await?;
+            let mappings = crate::mappings::active_mappings(&state.db, source.name()).await?;
             candidates = extract_all(source, raw, normalized.as_ref(), &mappings, true);
         }
     }
     let mut tx = state.db.begin().await?;
-    for candidate in &candidates {
-        indicators::upsert_and_link(&mut tx, alert.id, candidate.itype.as_str(), &candidate.value).await?;
-    }
+    let pairs: Vec<(&str, &str)> = candidates.iter().map(|c| (c.itype.as_str(), c.value.as_str())).collect();
+    indicators::upsert_and_link_all(&mut tx, alert.id, &pairs).await?;
     // Enrichment step. Without configured providers there is nothing to look up: the alert is
     // complete as extracted.
     alerts::set_enrichment_status(&mut tx, alert.id, "Enriched").await?;

@@ -7,15 +7,14 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::extract::{FieldMapping, extract_all};
+use super::extract::extract_all;
 use super::sources::AlertSource;
 use crate::activity::{self, Actor, NewEvent, types};
 use crate::alerts::store as alerts;
-use crate::db::{Db, lock_key};
+use crate::db::lock_key;
 use crate::error::Error;
 use crate::jobs::{self, store::NewJob};
 use crate::state::AppState;
-use crate::with_db;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestResponse {
@@ -24,21 +23,6 @@ pub struct IngestResponse {
     pub status: &'static str,
     pub is_duplicate: bool,
     pub duplicate_count: Option<i32>,
-}
-
-/// Active indicator field mappings that apply to `source_name` (read fresh: edits take effect
-/// on the next alert, in every process).
-pub async fn active_mappings(db: &Db, source_name: &str) -> sqlx::Result<Vec<FieldMapping>> {
-    let rows: Vec<(Option<String>, String, String, String)> = with_db!(db, p => sqlx::query_as(
-        "SELECT source_name, field_path, indicator_type, extraction_target FROM indicator_field_mappings \
-         WHERE is_active = TRUE AND (source_name IS NULL OR source_name = $1) ORDER BY id")
-        .bind(source_name).fetch_all(p).await)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(source_name, field_path, indicator_type, target)| {
-            Some(FieldMapping { source_name, field_path, indicator_type, extraction_target: target.parse().ok()? })
-        })
-        .collect())
 }
 
 pub async fn ingest(
@@ -52,7 +36,7 @@ pub async fn ingest(
     })?;
     // The fingerprint uses Passes 1–2 only (Pass 3 reads raw-payload mappings, which would make
     // dedup depend on mapping edits in flight).
-    let mappings = active_mappings(&state.db, source.name()).await?;
+    let mappings = crate::mappings::active_mappings(&state.db, source.name()).await?;
     let candidates = extract_all(source, &raw, Some(&normalized), &mappings, false);
     let fingerprint = super::fingerprint::compute(&normalized.title, source.name(), &candidates);
 

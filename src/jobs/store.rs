@@ -67,13 +67,18 @@ pub async fn claim(db: &Db, worker: &str, queues: &[&str], lease: Duration) -> s
         "UPDATE jobs SET status = 'doing', attempts = attempts + 1, locked_by = $1, locked_until = $2, \
          started_at = $3, updated_at = $3 WHERE id = ({pick}{lock}) AND status = 'todo' RETURNING {COLUMNS}"
     );
-    with_db!(db, p => {
+    // A transaction, so that on SQLite the claim queues on the process's write gate with the
+    // other writers instead of spinning in SQLite's busy handler.
+    let mut tx = db.begin().await?;
+    let claimed = with_tx!(&mut tx, c => {
         let mut query = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql)).bind(worker).bind(locked_until).bind(at);
         for queue in queues {
             query = query.bind(*queue);
         }
-        query.fetch_optional(p).await
-    })
+        query.fetch_optional(c).await
+    })?;
+    tx.commit().await?;
+    Ok(claimed)
 }
 
 /// Housekeeping, run now and then by one worker loop: jobs whose lease expired (their worker
@@ -95,10 +100,12 @@ pub async fn reap(db: &Db, keep: chrono::Duration) -> sqlx::Result<(u64, u64)> {
 /// Marks the job done, if this worker still holds it.
 pub async fn succeed(db: &Db, job_id: i64, worker: &str) -> sqlx::Result<()> {
     let at = now();
-    with_db!(db, p => sqlx::query(
+    let mut tx = db.begin().await?;
+    with_tx!(&mut tx, c => sqlx::query(
         "UPDATE jobs SET status = 'succeeded', finished_at = $1, updated_at = $1, locked_by = NULL, locked_until = NULL, last_error = NULL \
          WHERE id = $2 AND locked_by = $3")
-        .bind(at).bind(job_id).bind(worker).execute(p).await.map(|_| ()))
+        .bind(at).bind(job_id).bind(worker).execute(c).await.map(|_| ()))?;
+    tx.commit().await
 }
 
 /// Records a failure: back to `todo` after the backoff while attempts remain, else `failed`.
@@ -107,11 +114,13 @@ pub async fn fail(db: &Db, job: &JobRow, worker: &str, error: &str, retryable: b
     let retry = retryable && job.attempts < job.max_attempts;
     let run_at = at + chrono::Duration::seconds(job.backoff_seconds.max(0) as i64);
     let error: String = error.chars().take(2000).collect();
-    with_db!(db, p => sqlx::query(
+    let mut tx = db.begin().await?;
+    with_tx!(&mut tx, c => sqlx::query(
         "UPDATE jobs SET status = CASE WHEN $1 THEN 'todo' ELSE 'failed' END, run_at = CASE WHEN $1 THEN $2 ELSE run_at END, \
          finished_at = CASE WHEN $1 THEN NULL ELSE $3 END, last_error = $4, locked_by = NULL, locked_until = NULL, updated_at = $3 \
          WHERE id = $5 AND locked_by = $6")
-        .bind(retry).bind(run_at).bind(at).bind(error).bind(job.id).bind(worker).execute(p).await.map(|_| ()))
+        .bind(retry).bind(run_at).bind(at).bind(error).bind(job.id).bind(worker).execute(c).await.map(|_| ()))?;
+    tx.commit().await
 }
 
 /// Gives a claimed job back untouched (shutdown before it started): attempts are restored.

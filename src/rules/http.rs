@@ -40,7 +40,7 @@ const TEXT_MAX: usize = 500;
 const LIST_MAX_ITEMS: usize = 200;
 const LIST_ITEM_MAX: usize = 200;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DetectionRuleResponse {
     pub uuid: Uuid,
     pub name: String,

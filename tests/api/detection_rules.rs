@@ -256,7 +256,7 @@ async fn scopes_and_bad_input(backend: Backend) {
         (json!({"name": "x", "uuid": Uuid::new_v4()}), "extra_forbidden", json!(["body", "uuid"])),
         (json!({"name": "x", "is_system": true}), "extra_forbidden", json!(["body", "is_system"])),
         (json!(["name"]), "model_attributes_type", json!(["body"])),
-        (json!("name"), "type_error", json!(["body"])),
+        (json!("name"), "model_attributes_type", json!(["body"])),
     ];
     for (payload, kind, loc) in cases {
         let json = expect_error(server.post_json("/v1/detection-rules", &admin, &payload).await, 422, "VALIDATION_ERROR").await;

@@ -53,7 +53,9 @@ async fn every_source_is_accepted_and_processed(backend: Backend) {
     // Indicators were extracted and linked, and every job finished.
     assert!(server.db_count("SELECT COUNT(*) FROM indicators").await >= 10);
     assert_eq!(server.db_count("SELECT COUNT(*) FROM indicators WHERE type = 'ip' AND value = '185.220.101.32'").await, 1);
-    assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'").await, 0);
+    assert!(eventually(Duration::from_secs(5), || async {
+        server.db_count("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'").await == 0
+    }).await, "every job finished");
     assert_eq!(server.db_count("SELECT COUNT(*) FROM activity_events WHERE event_type = 'alert_ingested' AND actor_key_prefix IS NOT NULL").await, 4);
     assert!(eventually(Duration::from_secs(5), || async {
         server.db_count("SELECT COUNT(*) FROM activity_events WHERE event_type = 'alert_enrichment_completed'").await == 4
@@ -236,7 +238,10 @@ async fn accepted_alerts_survive_kill_9(backend: Backend) {
             worker.stdout.text().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect::<Vec<_>>().join("\n"));
     }
     assert!(processed, "every stored alert was processed after the restart");
-    assert_eq!(worker.db_count("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'").await, 0);
+    // A job is marked succeeded just after its alert is marked Enriched.
+    assert!(eventually(Duration::from_secs(5), || async {
+        worker.db_count("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'").await == 0
+    }).await, "every job finished");
     drop(api_only);
     worker.stop().await;
 }
