@@ -48,32 +48,8 @@ pub fn check_enum(field: &str, value: &str, allowed: &[&str]) -> Result<(), Fiel
     if allowed.contains(&value) { Ok(()) } else { Err(enum_error(vec![json!("body"), json!(field)], allowed)) }
 }
 
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
 
-/// The JSON size rule of data-model.md: compact serialization at most `limit` bytes, else
-/// `"<field> exceeds maximum size of 64 KB (70,000 bytes serialized)"`.
-pub fn check_json_size(field: &str, value: &Value, limit: usize) -> Result<(), FieldError> {
-    let size = serde_json::to_vec(value).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
-    if size <= limit {
-        return Ok(());
-    }
-    let limit_text = if limit >= 1_048_576 { format!("{} MB", limit / 1_048_576) } else { format!("{} KB", limit / 1024) };
-    Err(FieldError::body(
-        field,
-        "value_error",
-        format!("{field} exceeds maximum size of {limit_text} ({} bytes serialized)", thousands(size)),
-    ))
-}
+pub use crate::http::extract::check_json_size;
 
 /// The write-once lifecycle timestamps of an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -433,8 +409,6 @@ mod tests {
         let err = check_json_size("evidence", &big, MAX_EVIDENCE_BYTES).unwrap_err();
         assert_eq!(err.msg, "evidence exceeds maximum size of 64 KB (70,008 bytes serialized)");
         assert!(check_json_size("evidence", &json!({"k": 1}), MAX_EVIDENCE_BYTES).is_ok());
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(thousands(999), "999");
         assert_eq!(enum_error(vec![], &["low", "medium", "high"]).msg, "Input should be 'low', 'medium' or 'high'");
     }
 

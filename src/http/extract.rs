@@ -206,6 +206,30 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// data-model.md "JSONB size limits", measured on the compact serialization.
+pub const LARGE_JSON_BYTES: usize = 1_048_576;
+pub const MEDIUM_JSON_BYTES: usize = 262_144;
+pub const SMALL_JSON_BYTES: usize = 65_536;
+
+/// Rejects a JSON value whose compact serialization is longer than `limit` bytes, with
+/// Calseta's message, e.g. `auth_config exceeds maximum size of 256 KB (262,145 bytes serialized)`.
+pub fn check_json_size<T: serde::Serialize + ?Sized>(field: &str, value: &T, limit: usize) -> Result<(), FieldError> {
+    let size = serde_json::to_vec(value).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    if size <= limit {
+        return Ok(());
+    }
+    let limit_text = if limit >= 1_048_576 { format!("{} MB", limit / 1_048_576) } else { format!("{} KB", limit / 1024) };
+    let digits = size.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    Err(FieldError::body(field, "value_error", format!("{field} exceeds maximum size of {limit_text} ({grouped} bytes serialized)")))
+}
+
 /// Path parameters; a malformed UUID (or any unparsable segment) is a 422, not a 400/500.
 pub struct ValidPath<T>(pub T);
 
@@ -239,6 +263,15 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidQu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_size_message() {
+        let err = check_json_size("evidence", &json!({"k": "x".repeat(1_234_567)}), SMALL_JSON_BYTES).unwrap_err();
+        assert_eq!(err.msg, "evidence exceeds maximum size of 64 KB (1,234,575 bytes serialized)");
+        let err = check_json_size("payload", &json!("x".repeat(1_048_576)), LARGE_JSON_BYTES).unwrap_err();
+        assert_eq!(err.msg, "payload exceeds maximum size of 1 MB (1,048,578 bytes serialized)");
+        assert!(check_json_size("auth_config", &json!({"k": 1}), MEDIUM_JSON_BYTES).is_ok());
+    }
 
     #[test]
     fn depth_is_bounded_before_parsing() {

@@ -16,12 +16,9 @@ use super::sources::{self, AlertSource};
 use crate::activity::Actor;
 use crate::auth::Auth;
 use crate::error::{Error, FieldError};
-use crate::http::extract::{JsonBody, ValidPath, parse_json_text, read_body};
+use crate::http::extract::{JsonBody, LARGE_JSON_BYTES, ValidPath, check_json_size, parse_json_text, read_body};
 use crate::pagination::Data;
 use crate::state::AppState;
-
-/// Largest accepted `payload` of `POST /v1/alerts`, as compact JSON.
-pub const MAX_PROGRAMMATIC_PAYLOAD_BYTES: usize = 1_048_576;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -121,14 +118,7 @@ pub async fn ingest_programmatic(
         Value::Object(map) => map,
         _ => return Err(Error::Validation(vec![FieldError::body("payload", "dict_type", "Input should be a valid dictionary")])),
     };
-    let size = serde_json::to_vec(&raw).map(|v| v.len()).unwrap_or(usize::MAX);
-    if size > MAX_PROGRAMMATIC_PAYLOAD_BYTES {
-        return Err(Error::Validation(vec![FieldError::body(
-            "payload",
-            "value_error",
-            format!("payload exceeds maximum size of 1 MB ({size} bytes serialized)"),
-        )]));
-    }
+    check_json_size("payload", &raw, LARGE_JSON_BYTES).map_err(|e| Error::Validation(vec![e]))?;
     let source = find_source(&auth, &body.source_name)?;
     if !source.validate(&raw) {
         return Err(structure_mismatch(source));

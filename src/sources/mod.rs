@@ -5,48 +5,14 @@
 pub mod http;
 pub mod store;
 
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::crypto::{Cipher, CryptoError};
-use crate::error::FieldError;
 
 /// Key of the stored wrapper `{"_encrypted": "<envelope>"}` (security-and-config.md §7).
 pub const ENCRYPTED_KEY: &str = "_encrypted";
 
-/// data-model.md "JSONB size limits": MEDIUM, for source `auth_config` (and provider configs).
-pub const MEDIUM_JSON_BYTES: usize = 262_144;
-
-/// Rejects a JSON value whose compact serialization is longer than `limit` bytes, with the
-/// spec's message, e.g. `auth_config exceeds maximum size of 256 KB (262,145 bytes serialized)`.
-pub fn check_json_size<T: Serialize + ?Sized>(field: &str, value: &T, limit: usize) -> Result<(), FieldError> {
-    let size = serde_json::to_string(value).map(|text| text.len()).unwrap_or(usize::MAX);
-    if size <= limit {
-        return Ok(());
-    }
-    let limit_text = if limit >= 1024 * 1024 && limit.is_multiple_of(1024 * 1024) {
-        format!("{} MB", limit / (1024 * 1024))
-    } else {
-        format!("{} KB", limit / 1024)
-    };
-    Err(FieldError::body(
-        field,
-        "value_error",
-        format!("{field} exceeds maximum size of {limit_text} ({} bytes serialized)", thousands(size)),
-    ))
-}
-
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
+pub use crate::http::extract::{MEDIUM_JSON_BYTES, check_json_size};
 
 /// The stored form of an `auth_config` object: its JSON text sealed with `cipher`.
 pub fn seal_auth_config(cipher: &Cipher, config: &Map<String, Value>) -> Value {
@@ -81,9 +47,6 @@ mod tests {
         assert_eq!(err.loc, vec![json!("body"), json!("auth_config")]);
         let err = check_json_size("payload", &json!("x".repeat(2 * 1024 * 1024)), 1024 * 1024).unwrap_err();
         assert_eq!(err.msg, "payload exceeds maximum size of 1 MB (2,097,154 bytes serialized)");
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
     }
 
     #[test]
