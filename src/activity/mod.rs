@@ -71,13 +71,16 @@ pub async fn record(tx: &mut Tx, event: NewEvent<'_>) -> sqlx::Result<()> {
 }
 
 /// Records an event on its own; a failure is logged, never returned (the action already happened).
+/// It still takes a transaction: on SQLite that queues it on the process's write gate instead of
+/// letting it spin in SQLite's busy handler behind other writers.
 pub async fn record_detached(db: &Db, event: NewEvent<'_>) {
     let event_type = event.event_type.to_owned();
-    let references = Json(sanitize(event.references));
-    let result = with_db!(db, p => sqlx::query(INSERT)
-        .bind(Uuid::new_v4()).bind(event.event_type).bind(event.actor.actor_type).bind(event.actor.key_prefix.as_deref())
-        .bind(event.alert_id).bind(event.workflow_id).bind(event.detection_rule_id).bind(references).bind(now())
-        .execute(p).await.map(|_| ()));
+    let result = async {
+        let mut tx = db.begin().await?;
+        record(&mut tx, event).await?;
+        tx.commit().await
+    }
+    .await;
     if let Err(e) = result {
         tracing::warn!(error = %e, event_type, "could not record activity event");
     }

@@ -147,6 +147,8 @@ pub async fn deactivate(db: &Db, uuid: Uuid) -> sqlx::Result<Option<ApiKeyRow>> 
 }
 
 pub async fn touch_last_used(db: &Db, id: i64, at: DateTime<Utc>) -> sqlx::Result<()> {
-    with_db!(db, p => sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2").bind(at).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(())
+    // In a transaction so that on SQLite it waits on the write gate, not in the busy handler.
+    let mut tx = db.begin().await?;
+    crate::with_tx!(&mut tx, c => sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2").bind(at).bind(id).execute(c).await.map(|_| ()))?;
+    tx.commit().await
 }

@@ -59,6 +59,11 @@ pub async fn upsert_and_link_all(tx: &mut Tx, alert_id: i64, pairs: &[(&str, &st
     Ok(ids)
 }
 
+/// `count_for_alert` inside the caller's transaction.
+pub async fn count_for_alert_tx(tx: &mut Tx, alert_id: i64) -> sqlx::Result<i64> {
+    with_tx!(tx, c => sqlx::query_scalar("SELECT COUNT(*) FROM alert_indicators WHERE alert_id = $1").bind(alert_id).fetch_one(c).await)
+}
+
 pub async fn count_for_alert(db: &Db, alert_id: i64) -> sqlx::Result<i64> {
     with_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM alert_indicators WHERE alert_id = $1").bind(alert_id).fetch_one(p).await)
 }

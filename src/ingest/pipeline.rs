@@ -37,12 +37,12 @@ pub async fn enrich_alert(state: AppState, payload: Value) -> Result<(), JobErro
     // Enrichment step. Without configured providers there is nothing to look up: the alert is
     // complete as extracted.
     alerts::set_enrichment_status(&mut tx, alert.id, "Enriched").await?;
-    tx.commit().await?;
-    let indicator_count = indicators::count_for_alert(&state.db, alert.id).await?;
+    let indicator_count = indicators::count_for_alert_tx(&mut tx, alert.id).await?;
     let references = json!({
         "indicator_count": indicator_count, "providers_succeeded": [], "providers_failed": [],
         "malice_counts": {}, "enriched_at": crate::db::now(),
     });
-    activity::record_detached(&state.db, NewEvent::for_alert(types::ALERT_ENRICHMENT_COMPLETED, &Actor::system(), alert.id, references)).await;
+    activity::record(&mut tx, NewEvent::for_alert(types::ALERT_ENRICHMENT_COMPLETED, &Actor::system(), alert.id, references)).await?;
+    tx.commit().await?;
     Ok(())
 }
