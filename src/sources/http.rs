@@ -132,34 +132,12 @@ fn collect(checks: Vec<std::result::Result<(), FieldError>>) -> Result<()> {
     if errors.is_empty() { Ok(()) } else { Err(Error::Validation(errors)) }
 }
 
-/// Python's `repr()` of a string, as Calseta's INVALID_SOURCE message shows the names.
-fn py_repr(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push(quote);
-    for ch in text.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
 
 fn invalid_source(name: &str) -> Error {
-    let registered: Vec<String> = sources::all().iter().map(|s| py_repr(s.name())).collect();
+    let registered: Vec<String> = sources::all().iter().map(|s| crate::ingest::sources::py_string_repr(s.name())).collect();
     Error::bad_request(
         "INVALID_SOURCE",
-        format!("Unknown source plugin: {}. Registered sources: [{}]", py_repr(name), registered.join(", ")),
+        format!("Unknown source plugin: {}. Registered sources: [{}]", crate::ingest::sources::py_string_repr(name), registered.join(", ")),
     )
 }
 
@@ -282,9 +260,9 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(code, "INVALID_SOURCE");
         assert_eq!(message, "Unknown source plugin: 'okta'. Registered sources: ['sentinel', 'elastic', 'splunk', 'generic']");
-        assert_eq!(py_repr("it's"), "\"it's\"");
-        assert_eq!(py_repr("a'\"b"), "'a\\'\"b'");
-        assert_eq!(py_repr("x\ny"), "'x\\ny'");
+        assert_eq!(crate::ingest::sources::py_string_repr("it's"), "\"it's\"");
+        assert_eq!(crate::ingest::sources::py_string_repr("a'\"b"), "'a\\'\"b'");
+        assert_eq!(crate::ingest::sources::py_string_repr("x\ny"), "'x\\ny'");
     }
 
     #[test]

@@ -168,7 +168,8 @@ fn py_repr(value: &Value) -> String {
     }
 }
 
-fn py_string_repr(text: &str) -> String {
+/// Python's `repr()` of a string (Calseta's messages and stringified values show names this way).
+pub fn py_string_repr(text: &str) -> String {
     let quote = if text.contains('\'') && !text.contains('"') {
         '"'
     } else {
