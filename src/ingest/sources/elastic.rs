@@ -158,19 +158,11 @@ impl AlertSource for Elastic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::sources::test_support::{object, odd_values};
+    use crate::ingest::sources::test_support::{labeled, now, object, odd_values};
     use chrono::TimeZone;
     use serde_json::json;
 
     const SAMPLE: &str = include_str!("../../../tests/fixtures/payloads/elastic_alert.json");
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2030, 6, 1, 12, 0, 0).unwrap()
-    }
-
-    fn labeled(itype: IndicatorType, value: &str, label: &str) -> ExtractedIndicator {
-        ExtractedIndicator::new(itype, value, label)
-    }
 
     #[test]
     fn sample_payload_normalizes_exactly() {

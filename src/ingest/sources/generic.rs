@@ -128,17 +128,9 @@ impl AlertSource for Generic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::sources::test_support::{object, odd_values};
+    use crate::ingest::sources::test_support::{labeled, now, object, odd_values};
     use chrono::TimeZone;
     use serde_json::json;
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2030, 6, 1, 12, 0, 0).unwrap()
-    }
-
-    fn labeled(itype: IndicatorType, value: &str, label: &str) -> ExtractedIndicator {
-        ExtractedIndicator::new(itype, value, label)
-    }
 
     /// The example payload of ingestion.md §4.4.
     const SPEC_EXAMPLE: &str = r#"{"title": "Suspicious login", "severity": "high", "occurred_at": "2026-03-01T10:00:00Z",

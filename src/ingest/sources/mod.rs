@@ -292,7 +292,19 @@ fn lowercase_severity(keyword: &str, table: &[(&str, Severity)]) -> Severity {
 
 #[cfg(test)]
 mod test_support {
+    use chrono::{DateTime, TimeZone, Utc};
     use serde_json::{Map, Value};
+
+    use crate::ingest::{ExtractedIndicator, IndicatorType};
+
+    /// The fixed "now" of the plugin tests (timestamps missing from a payload fall back to it).
+    pub fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    pub fn labeled(itype: IndicatorType, value: &str, label: &str) -> ExtractedIndicator {
+        ExtractedIndicator::new(itype, value, label)
+    }
 
     pub fn object(json: &str) -> Map<String, Value> {
         match serde_json::from_str::<Value>(json) {
