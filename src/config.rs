@@ -93,6 +93,52 @@ pub struct Settings {
     /// claimable again (seconds).
     pub queue_lease_seconds: u64,
 
+    // Outbound HTTP (the egress gateway).
+    /// Hosts and CIDRs the egress gateway may reach even though they are not globally routable
+    /// (comma-separated: `vault.corp.example, 10.20.0.0/16, 127.0.0.1`). Empty = public only.
+    pub ssrf_allowed_hosts: String,
+    /// Refuse plain-http outbound URLs (at save and at send).
+    #[serde(deserialize_with = "lenient_bool")]
+    pub egress_require_https: bool,
+    /// TCP+TLS connect timeout of every outbound request (seconds).
+    pub egress_connect_timeout_seconds: u64,
+    /// Upper bound on any outbound request's total time, whatever a provider step asks (seconds).
+    pub egress_max_timeout_seconds: u64,
+    /// Largest outbound response body read; longer bodies fail the request (bytes).
+    pub egress_max_response_bytes: u64,
+
+    // Encryption.
+    /// Keys that may still open older values during a rotation (comma-separated, base64).
+    /// Never used to seal.
+    pub encryption_key_previous: Option<String>,
+
+    // Enrichment.
+    /// Providers answer with their seeded canned responses; no network.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub enrichment_mock_mode: bool,
+    /// Consecutive failures after which a provider's circuit opens.
+    pub enrichment_breaker_failures: u32,
+    /// How long an open circuit stays open before one trial call (seconds).
+    pub enrichment_breaker_cooldown_seconds: u64,
+    /// Most cached enrichment results kept per process (oldest evicted first).
+    pub enrichment_cache_max_entries: u64,
+    /// How often a process re-checks provider / extraction rows changed by another process (ms).
+    pub enrichment_registry_refresh_ms: u64,
+    /// Credentials of the builtin providers, used when a provider has no stored auth_config.
+    pub virustotal_api_key: Option<String>,
+    pub abuseipdb_api_key: Option<String>,
+    pub okta_domain: Option<String>,
+    pub okta_api_token: Option<String>,
+    pub entra_tenant_id: Option<String>,
+    pub entra_client_id: Option<String>,
+    pub entra_client_secret: Option<String>,
+    pub internal_ip_intel_api_key: Option<String>,
+    pub internal_ip_intel_base_url: Option<String>,
+    pub hr_insider_risk_api_key: Option<String>,
+    pub hr_insider_risk_base_url: Option<String>,
+    pub asset_mgmt_api_key: Option<String>,
+    pub asset_mgmt_base_url: Option<String>,
+
     // Demo data.
     #[serde(deserialize_with = "lenient_bool")]
     pub sandbox_mode: bool,
@@ -141,6 +187,30 @@ impl Default for Settings {
             queue_retry_backoff_seconds: 60,
             queue_poll_interval_ms: 250,
             queue_lease_seconds: 300,
+            ssrf_allowed_hosts: String::new(),
+            egress_require_https: false,
+            egress_connect_timeout_seconds: 5,
+            egress_max_timeout_seconds: 60,
+            egress_max_response_bytes: 5 * 1024 * 1024,
+            encryption_key_previous: None,
+            enrichment_mock_mode: false,
+            enrichment_breaker_failures: 5,
+            enrichment_breaker_cooldown_seconds: 30,
+            enrichment_cache_max_entries: 100_000,
+            enrichment_registry_refresh_ms: 1000,
+            virustotal_api_key: None,
+            abuseipdb_api_key: None,
+            okta_domain: None,
+            okta_api_token: None,
+            entra_tenant_id: None,
+            entra_client_id: None,
+            entra_client_secret: None,
+            internal_ip_intel_api_key: None,
+            internal_ip_intel_base_url: None,
+            hr_insider_risk_api_key: None,
+            hr_insider_risk_base_url: None,
+            asset_mgmt_api_key: None,
+            asset_mgmt_base_url: None,
             sandbox_mode: false,
         }
     }
@@ -205,6 +275,32 @@ const SECRET_SETTINGS: &[&str] = &[
     "SENTINEL_WEBHOOK_SECRET",
     "ELASTIC_WEBHOOK_SECRET",
     "SPLUNK_WEBHOOK_SECRET",
+    "ENCRYPTION_KEY_PREVIOUS",
+    "VIRUSTOTAL_API_KEY",
+    "ABUSEIPDB_API_KEY",
+    "OKTA_API_TOKEN",
+    "ENTRA_CLIENT_SECRET",
+    "INTERNAL_IP_INTEL_API_KEY",
+    "HR_INSIDER_RISK_API_KEY",
+    "ASSET_MGMT_API_KEY",
+];
+
+/// Settings a builtin provider's `env_var_mapping` may name (its credentials come from here, so
+/// `.env`, `_FILE` and config files work for them like for every other setting).
+const PROVIDER_CREDENTIAL_SETTINGS: &[&str] = &[
+    "VIRUSTOTAL_API_KEY",
+    "ABUSEIPDB_API_KEY",
+    "OKTA_DOMAIN",
+    "OKTA_API_TOKEN",
+    "ENTRA_TENANT_ID",
+    "ENTRA_CLIENT_ID",
+    "ENTRA_CLIENT_SECRET",
+    "INTERNAL_IP_INTEL_API_KEY",
+    "INTERNAL_IP_INTEL_BASE_URL",
+    "HR_INSIDER_RISK_API_KEY",
+    "HR_INSIDER_RISK_BASE_URL",
+    "ASSET_MGMT_API_KEY",
+    "ASSET_MGMT_BASE_URL",
 ];
 
 /// Calseta's older names accepted as aliases (the canonical name wins when both are set).
@@ -272,6 +368,20 @@ impl Settings {
             &mut settings.sentinel_webhook_secret,
             &mut settings.elastic_webhook_secret,
             &mut settings.splunk_webhook_secret,
+            &mut settings.encryption_key_previous,
+            &mut settings.virustotal_api_key,
+            &mut settings.abuseipdb_api_key,
+            &mut settings.okta_domain,
+            &mut settings.okta_api_token,
+            &mut settings.entra_tenant_id,
+            &mut settings.entra_client_id,
+            &mut settings.entra_client_secret,
+            &mut settings.internal_ip_intel_api_key,
+            &mut settings.internal_ip_intel_base_url,
+            &mut settings.hr_insider_risk_api_key,
+            &mut settings.hr_insider_risk_base_url,
+            &mut settings.asset_mgmt_api_key,
+            &mut settings.asset_mgmt_base_url,
         ] {
             if field.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *field = None;
@@ -306,6 +416,31 @@ impl Settings {
             "SPLUNK_WEBHOOK_SECRET" => self.splunk_webhook_secret.as_deref(),
             _ => None,
         }
+    }
+
+    /// A provider credential setting by its environment-variable name (a builtin provider's
+    /// `env_var_mapping` value); `None` for names that are not provider credentials.
+    pub fn provider_credential(&self, env_name: &str) -> Option<&str> {
+        if !PROVIDER_CREDENTIAL_SETTINGS.contains(&env_name) {
+            return None;
+        }
+        let value = match env_name {
+            "VIRUSTOTAL_API_KEY" => &self.virustotal_api_key,
+            "ABUSEIPDB_API_KEY" => &self.abuseipdb_api_key,
+            "OKTA_DOMAIN" => &self.okta_domain,
+            "OKTA_API_TOKEN" => &self.okta_api_token,
+            "ENTRA_TENANT_ID" => &self.entra_tenant_id,
+            "ENTRA_CLIENT_ID" => &self.entra_client_id,
+            "ENTRA_CLIENT_SECRET" => &self.entra_client_secret,
+            "INTERNAL_IP_INTEL_API_KEY" => &self.internal_ip_intel_api_key,
+            "INTERNAL_IP_INTEL_BASE_URL" => &self.internal_ip_intel_base_url,
+            "HR_INSIDER_RISK_API_KEY" => &self.hr_insider_risk_api_key,
+            "HR_INSIDER_RISK_BASE_URL" => &self.hr_insider_risk_base_url,
+            "ASSET_MGMT_API_KEY" => &self.asset_mgmt_api_key,
+            "ASSET_MGMT_BASE_URL" => &self.asset_mgmt_base_url,
+            _ => return None,
+        };
+        value.as_deref()
     }
 
     /// Sources explicitly allowed to ingest unsigned in production.

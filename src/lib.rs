@@ -9,6 +9,8 @@ pub mod config;
 pub mod context;
 pub mod crypto;
 pub mod db;
+pub mod egress;
+pub mod enrich;
 pub mod error;
 pub mod http;
 pub mod indicators;

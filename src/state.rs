@@ -22,6 +22,8 @@ pub struct Inner {
     pub started_at: Instant,
     /// Wakes this process's idle workers when a job is enqueued here.
     pub wakeup: crate::jobs::Wakeup,
+    /// Providers, their cache and circuit breakers.
+    pub enricher: crate::enrich::Enricher,
 }
 
 impl std::ops::Deref for AppState {

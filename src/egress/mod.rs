@@ -1,0 +1,1 @@
+//! The egress gateway: the only way this program makes outbound HTTP.
