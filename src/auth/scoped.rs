@@ -31,6 +31,11 @@ impl ScopeSet for EnrichmentsRead {
     const SCOPES: &'static [&'static str] = &["enrichments:read"];
 }
 
+pub struct Admin;
+impl ScopeSet for Admin {
+    const SCOPES: &'static [&'static str] = &["admin"];
+}
+
 /// The authenticated caller, already checked for `S`.
 pub struct Scoped<S: ScopeSet> {
     pub auth: Auth,

@@ -30,7 +30,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::mappings::http::routes())
         .merge(crate::sources::http::routes())
         .merge(crate::alerts::http::routes())
-        .merge(crate::indicators::http::routes());
+        .merge(crate::indicators::http::routes())
+        .merge(crate::enrich::routes());
     if state.settings.docs_enabled() {
         app = app.merge(docs::routes());
     }

@@ -8,6 +8,8 @@ mod api_keys;
 mod auth;
 mod context_documents;
 mod detection_rules;
+mod enrichment;
+mod fake_vendor;
 mod health;
 mod http_surface;
 mod ingest;
