@@ -8,6 +8,7 @@ mod api_keys;
 mod auth;
 mod context_documents;
 mod detection_rules;
+mod encryption;
 mod health;
 mod http_surface;
 mod ingest;
