@@ -48,13 +48,10 @@ pub async fn build_limiter(settings: &Settings) -> anyhow::Result<RateLimiter> {
 }
 
 pub async fn build_state(settings: Settings, db: Db) -> anyhow::Result<AppState> {
-    let cipher = match &settings.encryption_key {
-        Some(key) => Some(Cipher::from_setting(key).map_err(|e| anyhow::anyhow!("ENCRYPTION_KEY: {e}"))?),
-        None => {
-            tracing::warn!("ENCRYPTION_KEY is not set: secrets (provider credentials, source secrets) cannot be stored");
-            None
-        }
-    };
+    let cipher = Cipher::from_settings(&settings)?;
+    if cipher.is_none() {
+        tracing::warn!("ENCRYPTION_KEY is not set: secrets (provider credentials, source secrets) cannot be stored");
+    }
     // Start-up seeding (data-model.md): a failure is logged and the server still starts.
     if let Err(e) = crate::mappings::seed_system_mappings(&db).await {
         tracing::error!(error = %e, "seeding the system indicator field mappings failed");

@@ -1,5 +1,7 @@
-//! The `calseta` command line: `serve`, `migrate`, `api-key create|list|revoke`.
+//! The `calseta` command line: `serve`, `migrate`, `api-key create|list|revoke`,
+//! `rotate-encryption-key`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{Duration as ChronoDuration, Utc};
@@ -7,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::{KeyType, keys};
 use crate::config::Settings;
+use crate::crypto::Cipher;
 
 #[derive(Parser, Debug)]
 #[command(name = "calseta", version, about = "Calseta: SOC data platform for AI agents (alerts in, enriched context out).")]
@@ -32,6 +35,20 @@ pub enum Command {
     /// Manage API keys directly in the database.
     #[command(name = "api-key", subcommand)]
     ApiKey(ApiKeyCommand),
+    /// Re-seal every stored secret with a new encryption key (one transaction; safe to re-run).
+    ///
+    /// ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS name the keys that open the stored values. The
+    /// procedure around it is in SECURITY.md, "Key rotation".
+    #[command(name = "rotate-encryption-key")]
+    RotateEncryptionKey {
+        /// The new key: 32 random bytes, base64 (`openssl rand -base64 32`). Visible in the
+        /// process list and shell history; prefer --new-key-file.
+        #[arg(long, value_name = "BASE64", required_unless_present = "new_key_file", conflicts_with = "new_key_file")]
+        new_key: Option<String>,
+        /// File holding the new key (surrounding whitespace ignored).
+        #[arg(long, value_name = "PATH")]
+        new_key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,6 +128,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ApiKey(cmd) => api_key(settings, cmd).await,
+        Command::RotateEncryptionKey { new_key, new_key_file } => rotate_encryption_key(settings, new_key, new_key_file).await,
     }
 }
 
@@ -210,6 +228,78 @@ async fn api_key(settings: Settings, cmd: ApiKeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The new key from `--new-key` or `--new-key-file`, refused when malformed or weak.
+fn read_new_key(new_key: Option<String>, new_key_file: Option<PathBuf>) -> anyhow::Result<[u8; 32]> {
+    let text = match (new_key, new_key_file) {
+        (Some(text), _) => text,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read --new-key-file {}: {e}", path.display()))?,
+        (None, None) => anyhow::bail!("give the new key with --new-key or --new-key-file"),
+    };
+    let key = crate::crypto::parse_key(&text)
+        .map_err(|reason| anyhow::anyhow!("the new key is malformed ({reason}); generate one with `openssl rand -base64 32`"))?;
+    if crate::crypto::is_weak_key(&text) {
+        anyhow::bail!("the new key is a known example or low-entropy value; generate one with `openssl rand -base64 32`");
+    }
+    Ok(key)
+}
+
+async fn rotate_encryption_key(settings: Settings, new_key: Option<String>, new_key_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let new_key = read_new_key(new_key, new_key_file)?;
+    let old = Cipher::from_settings(&settings)?;
+    let keyring = Cipher::rotating_to(new_key, old.as_ref());
+    // Rotating to the current key only makes sense while older keys are configured: it then
+    // finishes a rotation by re-sealing what replicas still on the old key wrote meanwhile.
+    let finishing = old.as_ref().is_some_and(|old| old.key_id() == keyring.key_id());
+    if finishing && keyring.previous_key_ids().is_empty() {
+        anyhow::bail!(
+            "the new key is the current ENCRYPTION_KEY and no ENCRYPTION_KEY_PREVIOUS is set: nothing to rotate; \
+             generate a new key with `openssl rand -base64 32`"
+        );
+    }
+    let db = crate::app::open_database(&settings).await?;
+    let outcome = crate::crypto::rotate::rotate(&db, &keyring).await;
+    db.close().await;
+    let report = outcome.map_err(|e| anyhow::anyhow!("{e}; the rotation was rolled back, nothing was changed"))?;
+    tracing::info!(
+        target: "calseta::audit",
+        event = "encryption_key_rotated",
+        actor = "cli",
+        new_key_id = %keyring.key_id(),
+        rotated = report.rotated,
+        already_current = report.already_current,
+        sealed_plain = report.sealed_plain,
+        "stored secrets re-sealed with a new encryption key"
+    );
+    println!(
+        "rotated {} values ({} already on the new key {})",
+        report.rotated,
+        report.already_current,
+        keyring.key_id()
+    );
+    if report.sealed_plain > 0 {
+        println!("sealed {} values that were stored unencrypted", report.sealed_plain);
+    }
+    if finishing {
+        if report.rotated == 0 {
+            println!("Nothing is sealed with an older key any more: ENCRYPTION_KEY_PREVIOUS can be removed.");
+        } else {
+            println!("Run this again after every replica runs with ENCRYPTION_KEY set to the new key; once it rotates 0 values, remove ENCRYPTION_KEY_PREVIOUS.");
+        }
+    } else if let Some(old) = &old {
+        println!(
+            "Next: on every replica set ENCRYPTION_KEY to the new key and put the old key (id {}) in \
+             ENCRYPTION_KEY_PREVIOUS, then restart them all. Then run this command again with those \
+             settings to re-seal what replicas still on the old key wrote meanwhile; once it rotates 0 \
+             values, remove the old key from ENCRYPTION_KEY_PREVIOUS.",
+            old.key_id()
+        );
+    } else {
+        println!("Next: set ENCRYPTION_KEY to the new key on every replica and restart them all.");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +312,21 @@ mod tests {
         assert!(parse_lifetime("0d").is_err());
         assert!(parse_lifetime("5y").is_err());
         assert!(parse_lifetime("abc").is_err());
+    }
+
+    #[test]
+    fn new_key_is_checked() {
+        let good = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        assert!(read_new_key(Some(good.into()), None).is_ok());
+        let malformed = read_new_key(Some("short".into()), None).unwrap_err().to_string();
+        assert!(malformed.contains("malformed"), "{malformed}");
+        let weak = read_new_key(Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()), None).unwrap_err().to_string();
+        assert!(weak.contains("low-entropy"), "{weak}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.key");
+        std::fs::write(&path, format!("{good}\n")).unwrap();
+        assert_eq!(read_new_key(None, Some(path)).unwrap(), crate::crypto::parse_key(good).unwrap());
+        let missing = read_new_key(None, Some(dir.path().join("absent"))).unwrap_err().to_string();
+        assert!(missing.contains("--new-key-file"), "{missing}");
     }
 }

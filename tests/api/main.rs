@@ -10,6 +10,7 @@ mod context_documents;
 mod detection_rules;
 mod enrichment;
 mod fake_vendor;
+mod encryption;
 mod health;
 mod http_surface;
 mod ingest;

@@ -363,6 +363,49 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// One text column of every row of `sql`, straight from the database (`CAST(x AS TEXT)`
+    /// reads a JSON column the same way on both backends).
+    pub async fn db_texts(&self, sql: &str) -> Vec<Option<String>> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let url = &self.db.url;
+        if url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let rows: Vec<Option<String>> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        } else {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let rows: Vec<Option<String>> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+    }
+
+    /// Runs one statement straight against the database, behind the API's back (to plant rows no
+    /// route writes yet, or to corrupt one); returns the number of rows it affected.
+    pub async fn db_execute(&self, sql: &str) -> u64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let url = &self.db.url;
+        if url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let affected = sqlx::query(sql).execute(&pool).await.unwrap().rows_affected();
+            pool.close().await;
+            affected
+        } else {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let affected = sqlx::query(sql).execute(&pool).await.unwrap().rows_affected();
+            pool.close().await;
+            affected
+        }
+    }
+
+    /// A UUID as an SQL literal of this server's backend (SQLite stores UUIDs as 16-byte blobs).
+    pub fn uuid_sql(&self, uuid: uuid::Uuid) -> String {
+        if self.db.url.starts_with("sqlite:") { format!("X'{}'", uuid.simple()) } else { format!("'{uuid}'") }
+    }
+}
+
 pub async fn db_count(url: &str, sql: &str) -> i64 {
     let sql = sqlx::AssertSqlSafe(sql.to_owned());
     if url.starts_with("sqlite:") {
