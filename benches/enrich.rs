@@ -95,9 +95,9 @@ fn alert_sender(client: reqwest::Client, base: String, auth: String, tag: &'stat
         Box::pin(async move {
             let payload = json!({"source_name": "generic", "payload": {
                 "title": format!("bench {tag} {n}"), "severity": "high",
-                "src_ip": ip(2 * n + 1), "dst_ip": ip(2 * n + 2),
-                "src_hostname": format!("host-{tag}-{n}.example.com"),
-                "file_hash_sha256": format!("{:064x}", n + 1)}});
+                "src_ip": ip(2 * n + 1), "dest_ip": ip(2 * n + 2),
+                "domain": format!("host-{tag}-{n}.example.com"),
+                "sha256": format!("{:064x}", n + 1)}});
             let r = client.post(format!("{base}/v1/alerts")).header("authorization", &auth).json(&payload).send().await.unwrap();
             assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
         })

@@ -11,11 +11,19 @@
 //!    `alert_enrichment_completed` event's references.
 
 pub mod breaker;
+pub mod builtins;
 pub mod cache;
+pub mod config;
+pub mod dotpath;
 pub mod engine;
+pub mod extract;
 pub mod http;
+pub mod malice;
+pub mod redact;
 pub mod registry;
+pub mod routability;
 pub mod store;
+pub mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -2,10 +2,11 @@
 //! runs all three extraction passes with fresh mappings, upserts the global indicators and their
 //! links to the alert, then runs the enrichment step. Idempotent: a retry upserts the same rows.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::extract::extract_all;
 use crate::activity::{self, Actor, NewEvent, types};
+use crate::enrich::{AlertOutcome, IndicatorRef};
 use crate::alerts::store as alerts;
 use crate::indicators::store as indicators;
 use crate::jobs::JobError;
@@ -34,14 +35,24 @@ pub async fn enrich_alert(state: AppState, payload: Value) -> Result<(), JobErro
     let mut tx = state.db.begin().await?;
     let pairs: Vec<(&str, &str)> = candidates.iter().map(|c| (c.itype.as_str(), c.value.as_str())).collect();
     indicators::upsert_and_link_all(&mut tx, alert.id, &pairs).await?;
-    // Enrichment step. Without configured providers there is nothing to look up: the alert is
-    // complete as extracted.
+    tx.commit().await?;
+    // Every indicator linked to the alert (also ones added through the API) is enriched, outside
+    // any transaction: providers are network calls.
+    let linked: Vec<IndicatorRef> = indicators::list_for_alert(&state.db, alert.id)
+        .await?
+        .into_iter()
+        .map(|row| IndicatorRef { id: row.id, itype: row.indicator_type, value: row.value })
+        .collect();
+    let indicator_types: Vec<&str> = linked.iter().map(|i| i.itype.as_str()).collect();
+    let outcome = if state.enricher.wants(&state.db, &indicator_types).await {
+        state.enricher.enrich_alert(&state.db, &linked).await
+    } else {
+        AlertOutcome::default()
+    };
+    let mut tx = state.db.begin().await?;
+    crate::enrich::record_outcome(&mut tx, &outcome).await?;
     alerts::set_enrichment_status(&mut tx, alert.id, "Enriched").await?;
-    let indicator_count = indicators::count_for_alert_tx(&mut tx, alert.id).await?;
-    let references = json!({
-        "indicator_count": indicator_count, "providers_succeeded": [], "providers_failed": [],
-        "malice_counts": {}, "enriched_at": crate::db::now(),
-    });
+    let references = outcome.activity_references(linked.len() as i64, crate::db::now());
     activity::record(&mut tx, NewEvent::for_alert(types::ALERT_ENRICHMENT_COMPLETED, &Actor::system(), alert.id, references)).await?;
     tx.commit().await?;
     Ok(())

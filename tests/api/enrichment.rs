@@ -227,7 +227,7 @@ async fn live_pipeline_with_fake_vendors(backend: Backend) {
     // One alert: a malicious IP, a clean IP, an unknown IP, a private IP (never sent out) and a
     // domain (VirusTotal only).
     let uuid = create_generic(&server, json!({"title": "live enrichment", "severity": "high",
-        "src_ip": "45.33.32.66", "dst_ip": "8.8.8.8", "src_hostname": "example.org"})).await;
+        "src_ip": "45.33.32.66", "dest_ip": "8.8.8.8", "domain": "example.org"})).await;
     let alert = wait_enriched(&server, &uuid).await;
     let indicators = alert["data"]["indicators"].as_array().unwrap().clone();
     let find = |value: &str| indicators.iter().find(|i| i["value"] == value).unwrap_or_else(|| panic!("{value} in {indicators:?}")).clone();
@@ -237,8 +237,8 @@ async fn live_pipeline_with_fake_vendors(backend: Backend) {
     let clean = find("8.8.8.8");
     assert_eq!(clean["malice"], "Benign");
     assert_eq!(find("example.org")["malice"], "Benign");
-    assert_eq!(alert["data"]["_metadata"]["enrichment"]["succeeded"], json!(["fakeabuse", "fakevt"]), "{alert}");
-    assert_eq!(alert["data"]["_metadata"]["enrichment"]["failed"], json!([]));
+    assert_eq!(alert["meta"]["enrichment"]["succeeded"], json!(["fakeabuse", "fakevt"]), "{alert}");
+    assert_eq!(alert["meta"]["enrichment"]["failed"], json!([]));
 
     // The indicator detail keeps the raw response and the extractions of its own type only.
     let detail = body(server.get(&format!("/v1/indicators/{}", bad["uuid"].as_str().unwrap()), &admin).await).await["data"].clone();
@@ -336,7 +336,7 @@ async fn failure_modes_are_isolated(backend: Backend) {
     // An alert whose providers all fail still completes: Enriched, failures listed.
     let uuid = create_generic(&server, json!({"title": "failing providers", "src_ip": "45.33.32.70"})).await;
     let alert = wait_enriched(&server, &uuid).await;
-    let failed = alert["data"]["_metadata"]["enrichment"]["failed"].as_array().unwrap().clone();
+    let failed = alert["meta"]["enrichment"]["failed"].as_array().unwrap().clone();
     assert!(failed.contains(&json!("err500")) && failed.contains(&json!("hangs")), "{alert}");
     assert_eq!(vendor.canary.connections(), 0);
     server.stop().await;
@@ -381,7 +381,7 @@ async fn mock_mode_end_to_end(backend: Backend) {
     let registered = body(server.get("/v1/enrichments/providers", &admin).await).await;
     assert!(registered["data"].as_array().unwrap().iter().all(|p| p["is_configured"] == true), "{registered}");
     let uuid = create_generic(&server, json!({"title": "mock mode", "severity": "high", "src_ip": "45.33.32.66",
-        "dst_ip": "10.0.0.5", "username": "ada@example.com", "file_hash_sha256": "a".repeat(64)})).await;
+        "dest_ip": "10.0.0.5", "username": "ada@example.com", "sha256": "a".repeat(64)})).await;
     let alert = wait_enriched(&server, &uuid).await;
     let indicators = alert["data"]["indicators"].as_array().unwrap().clone();
     let ip = indicators.iter().find(|i| i["value"] == "45.33.32.66").unwrap();
@@ -389,7 +389,7 @@ async fn mock_mode_end_to_end(backend: Backend) {
     let private = indicators.iter().find(|i| i["value"] == "10.0.0.5").unwrap();
     assert_eq!(private["malice"], "Pending", "private values are never enriched, even by mocks");
     assert_eq!(alert["data"]["malice"], "Malicious");
-    let succeeded = alert["data"]["_metadata"]["enrichment"]["succeeded"].as_array().unwrap().clone();
+    let succeeded = alert["meta"]["enrichment"]["succeeded"].as_array().unwrap().clone();
     assert!(succeeded.contains(&json!("virustotal")) && succeeded.contains(&json!("abuseipdb")), "{alert}");
     let data = enrich(&server, "ip", "45.33.32.66").await;
     assert_eq!(data["results"]["virustotal"]["cache_hit"], true);
