@@ -10,6 +10,15 @@
 //!    pipeline's final transaction; `AlertOutcome::activity_references` is the
 //!    `alert_enrichment_completed` event's references.
 
+pub mod builtins;
+pub mod config;
+pub mod dotpath;
+pub mod extract;
+pub mod malice;
+pub mod redact;
+pub mod routability;
+pub mod template;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
