@@ -34,7 +34,8 @@ async fn rotate(server: &TestServer, keys: &[(&str, &str)], args: &[&str]) -> (i
 /// agents' header value, as stored text.
 async fn stored_secrets(server: &TestServer) -> Vec<Option<String>> {
     let mut all = server.db_texts("SELECT CAST(auth_config AS TEXT) FROM source_integrations ORDER BY id").await;
-    all.extend(server.db_texts("SELECT CAST(auth_config AS TEXT) FROM enrichment_providers ORDER BY id").await);
+    // Builtin providers are seeded without stored credentials; only planted rows hold secrets.
+    all.extend(server.db_texts("SELECT CAST(auth_config AS TEXT) FROM enrichment_providers WHERE is_builtin = FALSE ORDER BY id").await);
     all.extend(server.db_texts("SELECT auth_header_value_encrypted FROM agent_registrations ORDER BY id").await);
     all
 }

@@ -115,7 +115,7 @@ async fn provider_crud_and_validation(backend: Backend) {
         (json!({"http_config": {"steps": [{"url": "http://10.1.2.3/x"}]}}), "SSRF"),
         (json!({"http_config": {"steps": [{"url": format!("http://127.0.0.1:{}/", vendor.canary.port)}]}}), "SSRF"),
         (json!({"http_config": {"steps": [{"url": "http://user:pass@api.example.com/"}]}}), "SSRF"),
-        (json!({"http_config": {"steps": [{"url": "file:///etc/passwd"}]}}), "SSRF"),
+        (json!({"http_config": {"steps": [{"url": "file:///etc/passwd"}]}}), "must start with http"),
         (json!({"http_config": {"steps": [{"url": "http://2130706433/"}]}}), "SSRF"),
         (json!({"malice_rules": {"rules": [{"field": "a", "operator": "~=", "value": 1, "verdict": "Malicious"}]}}), "malice_rules"),
         (json!({"malice_rules": {"rules": [{"field": "a", "operator": ">", "value": 1, "verdict": "Evil"}]}}), "malice_rules"),
