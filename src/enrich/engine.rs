@@ -266,6 +266,9 @@ pub async fn run(
         extracted.insert("malice".into(), Value::String(malice::evaluate(&raw, &provider.malice_rules, false)));
         extracted
     };
+    // Stored results never keep secrets a vendor handed back (an OAuth step's access_token) or
+    // echoed credentials; extraction and malice rules above saw the unmasked response.
+    let raw = redact::mask_value(&raw, &secrets);
     finish(EnrichmentResult::success(name, extracted, raw), debug, None)
 }
 
