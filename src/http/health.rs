@@ -36,13 +36,21 @@ async fn queue_depth(state: &AppState) -> Option<i64> {
 pub async fn health(State(state): State<AppState>) -> Response {
     let database_ok = state.db.ping(PROBE_TIMEOUT).await;
     let depth = if database_ok { queue_depth(&state).await } else { None };
+    // Active providers of this process's registry and whether each can run (Calseta's shape).
+    let mut providers = serde_json::Map::new();
+    if database_ok {
+        for provider in &state.enricher.snapshot(&state.db).await.providers {
+            let state_text = if provider.configured { "configured" } else { "unconfigured" };
+            providers.insert(provider.name().to_owned(), json!(state_text));
+        }
+    }
     let body = json!({
         "status": if database_ok { "ok" } else { "down" },
         "version": state.settings.app_version,
         "database": if database_ok { "ok" } else { "error" },
         "queue": if depth.is_some() { "ok" } else { "error" },
         "queue_depth": depth.unwrap_or(0),
-        "enrichment_providers": {},
+        "enrichment_providers": providers,
     });
     let status = if database_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()

@@ -13,7 +13,11 @@ async fn health_probes(backend: Backend) {
     assert_eq!(json["queue"], "ok");
     assert_eq!(json["queue_depth"], 0);
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(json["enrichment_providers"], json!({}));
+    // The seven builtins, none configured without credentials.
+    let providers = json["enrichment_providers"].as_object().unwrap();
+    assert_eq!(providers.len(), 7, "{json}");
+    assert!(providers.values().all(|v| v == "unconfigured"), "{json}");
+    assert_eq!(providers["virustotal"], "unconfigured");
 
     let live = server.client.get(server.url("/health/live")).send().await.unwrap();
     assert_eq!(live.status(), 200);
