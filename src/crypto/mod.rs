@@ -463,3 +463,15 @@ mod tests {
         assert!(is_weak_key("CHANGE_ME_32_BYTES_BASE64_ENCODED_KEY_HERE="));
     }
 }
+
+/// The configured cipher, or the 400 that tells the operator to set the key (every route that
+/// stores a secret answers the same).
+pub fn require_cipher(cipher: Option<&Cipher>) -> Result<&Cipher, crate::error::Error> {
+    cipher.ok_or_else(|| {
+        crate::error::Error::bad_request(
+            "ENCRYPTION_NOT_CONFIGURED",
+            "ENCRYPTION_KEY must be set to store auth_config securely. \
+             Set ENCRYPTION_KEY in your environment and restart the service.",
+        )
+    })
+}

@@ -268,16 +268,7 @@ fn optional<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     map.get(key).filter(|value| !value.is_null())
 }
 
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+use crate::ingest::sources::json_type;
 
 fn parse_http_config(value: &Value, path: &str, issues: &mut Issues) -> Option<HttpConfig> {
     let Some(map) = value.as_object() else {

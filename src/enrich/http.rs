@@ -447,13 +447,7 @@ fn check_auth_config(config: Option<&Map<String, Value>>, errors: &mut Vec<Field
 /// Seals `auth_config`, or the 400 that tells the operator to set the key.
 fn seal(state: &AppState, config: Option<&Map<String, Value>>) -> Result<Option<Value>> {
     let Some(config) = config else { return Ok(None) };
-    let cipher = state.cipher.as_ref().ok_or_else(|| {
-        Error::bad_request(
-            "ENCRYPTION_NOT_CONFIGURED",
-            "ENCRYPTION_KEY must be set to store auth_config securely. Set ENCRYPTION_KEY in your environment and restart the service.",
-        )
-    })?;
-    Ok(Some(seal_auth_config(cipher, config)))
+    Ok(Some(seal_auth_config(crate::crypto::require_cipher(state.cipher.as_ref())?, config)))
 }
 
 #[utoipa::path(post, path = "/v1/enrichment-providers", tag = "enrichment-providers", request_body = ProviderCreate,
@@ -819,6 +813,18 @@ fn check_create(prefix: &str, body: &ExtractionCreate, errors: &mut Vec<FieldErr
     check_extraction_fields(prefix, Some(&body.source_path), Some(&body.target_key), Some(&body.value_type), body.description.as_deref(), errors);
 }
 
+/// A unique violation on (provider, type, path) is the client's duplicate: 409, never a 500.
+fn duplicate_extraction(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::client(
+            StatusCode::CONFLICT,
+            "DUPLICATE_EXTRACTION",
+            "An extraction with the same provider_name, indicator_type and source_path already exists.",
+        ),
+        other => other.into(),
+    }
+}
+
 async fn create_all(state: &AppState, bodies: &[ExtractionCreate]) -> Result<Vec<ExtractionRow>> {
     for body in bodies {
         if !store::provider_exists(&state.db, &body.provider_name).await? {
@@ -841,14 +847,7 @@ async fn create_all(state: &AppState, bodies: &[ExtractionCreate]) -> Result<Vec
             is_system: false,
         })
         .collect();
-    let created = store::insert_extractions(&state.db, &rows).await.map_err(|e| match e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => Error::client(
-            StatusCode::CONFLICT,
-            "DUPLICATE_EXTRACTION",
-            "An extraction with the same provider_name, indicator_type and source_path already exists.",
-        ),
-        other => other.into(),
-    })?;
+    let created = store::insert_extractions(&state.db, &rows).await.map_err(duplicate_extraction)?;
     state.enricher.invalidate().await;
     Ok(created)
 }
@@ -925,14 +924,7 @@ pub async fn patch_extraction(
     // A duplicate triple after the change is a 409 (Calseta answered 500).
     let row = store::update_extraction(&state.db, uuid, patch)
         .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => Error::client(
-                StatusCode::CONFLICT,
-                "DUPLICATE_EXTRACTION",
-                "An extraction with the same provider_name, indicator_type and source_path already exists.",
-            ),
-            other => other.into(),
-        })?
+        .map_err(duplicate_extraction)?
         .ok_or_else(|| Error::not_found(EXTRACTION_NOT_FOUND))?;
     state.enricher.invalidate().await;
     tracing::info!(target: "calseta::audit", event = "enrichment_field_extraction_updated", extraction_uuid = %row.uuid, actor_key_prefix = %caller.key_prefix, "field extraction updated");

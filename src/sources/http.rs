@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::store::{self, NewSource, SourcePatch, SourceRow};
 use super::{MEDIUM_JSON_BYTES, check_json_size, seal_auth_config};
 use crate::auth::Auth;
-use crate::crypto::Cipher;
+use crate::crypto::require_cipher;
 use crate::error::{Error, FieldError, Result};
 use crate::http::extract::{JsonBody, ValidPath, ValidQuery};
 use crate::ingest::sources;
@@ -141,17 +141,6 @@ fn invalid_source(name: &str) -> Error {
     )
 }
 
-/// The configured cipher, or the 400 that tells the operator to set the key.
-fn require_cipher(state: &AppState) -> Result<&Cipher> {
-    state.cipher.as_ref().ok_or_else(|| {
-        Error::bad_request(
-            "ENCRYPTION_NOT_CONFIGURED",
-            "ENCRYPTION_KEY must be set to store auth_config securely. \
-             Set ENCRYPTION_KEY in your environment and restart the service.",
-        )
-    })
-}
-
 #[utoipa::path(get, path = "/v1/sources", tag = "sources", params(("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
     responses((status = 200, description = "Source integrations, newest first", body = [SourceResponse])), security(("bearer" = [])))]
 pub async fn list_sources(auth: Auth, State(state): State<AppState>, ValidQuery(pagination): ValidQuery<Pagination>) -> Result<Response> {
@@ -177,7 +166,7 @@ pub async fn create_source(auth: Auth, State(state): State<AppState>, JsonBody(b
         return Err(invalid_source(&body.source_name));
     }
     let sealed_auth_config = match &body.auth_config {
-        Some(config) => Some(seal_auth_config(require_cipher(&state)?, config)),
+        Some(config) => Some(seal_auth_config(require_cipher(state.cipher.as_ref())?, config)),
         None => None,
     };
     let row = store::insert(
@@ -224,7 +213,7 @@ pub async fn patch_source(
     // A missing source answers 404 before a missing key answers 400, as Calseta orders them.
     store::find_by_uuid(&state.db, source_uuid).await?.ok_or_else(|| Error::not_found(NOT_FOUND))?;
     let sealed_auth_config = match &body.auth_config {
-        Some(config) => Some(seal_auth_config(require_cipher(&state)?, config)),
+        Some(config) => Some(seal_auth_config(require_cipher(state.cipher.as_ref())?, config)),
         None => None,
     };
     let patch = SourcePatch {

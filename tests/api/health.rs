@@ -1,4 +1,3 @@
-use serde_json::json;
 
 use crate::dual;
 use crate::support::{Backend, TestServer, body};

@@ -269,7 +269,8 @@ fn object_or_empty<'a>(
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// "a string", "an object", … for messages that say what was sent instead.
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
