@@ -256,11 +256,10 @@ impl std::fmt::Debug for Settings {
         let mut value = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
         if let Some(map) = value.as_object_mut() {
             for name in SECRET_SETTINGS {
-                if let Some(v) = map.get_mut(&name.to_lowercase()) {
-                    if !v.is_null() {
+                if let Some(v) = map.get_mut(&name.to_lowercase())
+                    && !v.is_null() {
                         *v = serde_json::Value::String("<redacted>".into());
                     }
-                }
             }
         }
         write!(f, "Settings({value})")

@@ -113,11 +113,10 @@ pub fn validate_name(name: &str) -> std::result::Result<(), FieldError> {
 }
 
 fn validate_sources(sources: Option<&[String]>) -> std::result::Result<(), FieldError> {
-    if let Some(list) = sources {
-        if list.iter().any(|s| s.trim().is_empty() || s.len() > 100) || list.len() > 100 {
+    if let Some(list) = sources
+        && (list.iter().any(|s| s.trim().is_empty() || s.len() > 100) || list.len() > 100) {
             return Err(FieldError::body("allowed_sources", "value_error", "source names must be 1 to 100 characters, at most 100 of them"));
         }
-    }
     Ok(())
 }
 

@@ -437,11 +437,10 @@ fn check_malice_rules(value: Option<&Value>, errors: &mut Vec<FieldError>) {
 }
 
 fn check_auth_config(config: Option<&Map<String, Value>>, errors: &mut Vec<FieldError>) {
-    if let Some(map) = config {
-        if let Err(e) = check_json_size("auth_config", map, MEDIUM_JSON_BYTES) {
+    if let Some(map) = config
+        && let Err(e) = check_json_size("auth_config", map, MEDIUM_JSON_BYTES) {
             errors.push(e);
         }
-    }
 }
 
 /// Seals `auth_config`, or the 400 that tells the operator to set the key.
@@ -783,21 +782,18 @@ fn check_extraction_fields(
     description: Option<&str>,
     errors: &mut Vec<FieldError>,
 ) {
-    if let Some(path) = source_path {
-        if let Err(reason) = dotpath::validate(path) {
+    if let Some(path) = source_path
+        && let Err(reason) = dotpath::validate(path) {
             errors.push(field(&format!("{prefix}source_path"), "value_error", format!("Invalid source_path: {reason}")));
         }
-    }
-    if let Some(key) = target_key {
-        if key.trim().is_empty() || key.chars().count() > 100 {
+    if let Some(key) = target_key
+        && (key.trim().is_empty() || key.chars().count() > 100) {
             errors.push(field(&format!("{prefix}target_key"), "string_length", "target_key must be 1 to 100 characters"));
         }
-    }
-    if let Some(value_type) = value_type {
-        if !VALUE_TYPES.contains(&value_type) {
+    if let Some(value_type) = value_type
+        && !VALUE_TYPES.contains(&value_type) {
             errors.push(field(&format!("{prefix}value_type"), "enum", format!("Invalid value_type '{value_type}'. Allowed: {}", VALUE_TYPES.join(", "))));
         }
-    }
     if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
         errors.push(field(&format!("{prefix}description"), "string_too_long", format!("description must be at most {MAX_DESCRIPTION} characters")));
     }

@@ -103,11 +103,10 @@ pub fn credentials(row: &ProviderRow, cipher: Option<&Cipher>, settings: &Settin
     let mut from_settings = Map::new();
     if let Some(Value::Object(mapping)) = row.env_var_mapping.as_ref().map(|m| &m.0) {
         for (field, setting) in mapping {
-            if let Some(value) = setting.as_str().and_then(|name| settings.provider_credential(name)) {
-                if !value.is_empty() {
+            if let Some(value) = setting.as_str().and_then(|name| settings.provider_credential(name))
+                && !value.is_empty() {
                     from_settings.insert(field.clone(), Value::String(value.to_owned()));
                 }
-            }
         }
     }
     from_settings

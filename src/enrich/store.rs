@@ -348,12 +348,15 @@ pub async fn delete_extraction(db: &Db, uuid: Uuid) -> sqlx::Result<bool> {
 /// restart. Operator-editable fields (is_active, auth_config, malice rules, TTLs, description)
 /// are never overwritten. System extractions are inserted when their (provider, type, path) is
 /// absent; existing rows (maybe deactivated by an operator) are left alone.
+/// The parts of a builtin row the seed owns: http_config, mock_responses, env_var_mapping, types.
+type SeededParts = (Json<Value>, Option<Json<Value>>, Option<Json<Value>>, Json<Vec<String>>);
+
 pub async fn seed_builtins(db: &Db) -> sqlx::Result<(usize, usize)> {
     let mut tx = db.begin().await?;
     let at = now();
     let mut providers_written = 0;
     for builtin in super::builtins::providers() {
-        let existing: Option<(Json<Value>, Option<Json<Value>>, Option<Json<Value>>, Json<Vec<String>>)> = with_tx!(&mut tx, c =>
+        let existing: Option<SeededParts> = with_tx!(&mut tx, c =>
             sqlx::query_as("SELECT http_config, mock_responses, env_var_mapping, supported_indicator_types FROM enrichment_providers WHERE provider_name = $1")
                 .bind(builtin.provider_name).fetch_optional(c).await)?;
         let types: Vec<String> = builtin.supported_indicator_types.iter().map(|t| (*t).to_owned()).collect();

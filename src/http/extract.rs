@@ -138,11 +138,10 @@ pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
             }
             "missing"
         } else if inner.starts_with("unknown field") {
-            if let Some(field) = inner.split('`').nth(1) {
-                if loc.last() != Some(&json!(field)) {
+            if let Some(field) = inner.split('`').nth(1)
+                && loc.last() != Some(&json!(field)) {
                     loc.push(json!(field));
                 }
-            }
             "extra_forbidden"
         } else if inner.starts_with("invalid type") {
             "type_error"
