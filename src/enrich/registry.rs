@@ -134,7 +134,10 @@ struct State {
 }
 
 pub struct Registry {
-    state: Mutex<State>,
+    /// Read on every lookup: a plain mutex held only to clone an `Arc` (no await inside).
+    state: std::sync::Mutex<State>,
+    /// Single-flight for the database check: one caller refreshes, the others wait for it.
+    refreshing: Mutex<()>,
     refresh: Duration,
     mock_mode: bool,
 }
@@ -142,28 +145,51 @@ pub struct Registry {
 impl Registry {
     pub fn new(settings: &Settings) -> Self {
         Registry {
-            state: Mutex::new(State { snapshot: Arc::new(Snapshot { providers: Vec::new() }), stamp: None, checked_at: None }),
+            state: std::sync::Mutex::new(State {
+                snapshot: Arc::new(Snapshot { providers: Vec::new() }),
+                stamp: None,
+                checked_at: None,
+            }),
+            refreshing: Mutex::new(()),
             refresh: Duration::from_millis(settings.enrichment_registry_refresh_ms),
             mock_mode: settings.enrichment_mock_mode,
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The snapshot when it was checked within the refresh interval.
+    fn fresh(&self) -> Option<Arc<Snapshot>> {
+        let state = self.lock();
+        state.checked_at.is_some_and(|at| at.elapsed() < self.refresh).then(|| state.snapshot.clone())
+    }
+
     /// Forces the next `current` to re-check the database (after a write in this process).
     pub async fn invalidate(&self) {
-        self.state.lock().await.checked_at = None;
+        // Taking the refresh lock first makes a refresh already in flight (which may have read
+        // the old rows) finish before the mark is cleared, so it cannot overwrite it.
+        let _refreshing = self.refreshing.lock().await;
+        self.lock().checked_at = None;
     }
 
     /// The current snapshot, re-checked against the database when the refresh interval passed.
     /// On a database error the previous snapshot is kept (and the error logged).
     pub async fn current(&self, db: &Db, cipher: Option<&Cipher>, settings: &Settings) -> Arc<Snapshot> {
-        let mut state = self.state.lock().await;
-        if state.checked_at.is_some_and(|at| at.elapsed() < self.refresh) {
-            return state.snapshot.clone();
+        if let Some(snapshot) = self.fresh() {
+            return snapshot;
         }
+        let _refreshing = self.refreshing.lock().await;
+        if let Some(snapshot) = self.fresh() {
+            return snapshot;
+        }
+        let known = self.lock().stamp.clone();
         match store::change_stamp(db).await {
-            Ok(stamp) if state.stamp.as_deref() == Some(stamp.as_str()) => {}
+            Ok(stamp) if known.as_deref() == Some(stamp.as_str()) => {}
             Ok(stamp) => match self.load(db, cipher, settings).await {
                 Ok(snapshot) => {
+                    let mut state = self.lock();
                     state.snapshot = Arc::new(snapshot);
                     state.stamp = Some(stamp);
                 }
@@ -171,6 +197,7 @@ impl Registry {
             },
             Err(e) => tracing::warn!(error = %e, "enrichment registry check failed; keeping the previous one"),
         }
+        let mut state = self.lock();
         state.checked_at = Some(Instant::now());
         state.snapshot.clone()
     }

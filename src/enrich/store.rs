@@ -186,18 +186,22 @@ pub async fn delete_provider(db: &Db, uuid: Uuid) -> sqlx::Result<bool> {
     Ok(true)
 }
 
-/// A cheap fingerprint of both tables: it changes whenever a row is inserted, updated or deleted
-/// (every write sets `updated_at`), so a process can tell whether its registry is stale with one
-/// indexed query instead of reloading everything.
+/// A fingerprint of both tables: every row's id and `updated_at` (every write sets it), hashed.
+/// It changes whenever a row is inserted, updated or deleted, whatever the writers' clocks, so a
+/// process can tell whether its registry is stale without reloading and re-parsing everything.
+/// The tables hold tens to a few hundred rows; the text forms keep one statement for both backends.
 pub async fn change_stamp(db: &Db) -> sqlx::Result<String> {
-    // Text forms, so the two backends' timestamp types need no per-backend decoding.
-    let sql = match db {
-        Db::Postgres(_) => "SELECT CONCAT((SELECT COUNT(*) FROM enrichment_providers), '/', (SELECT MAX(updated_at) FROM enrichment_providers)::text, '/', \
-                            (SELECT COUNT(*) FROM enrichment_field_extractions), '/', (SELECT MAX(updated_at) FROM enrichment_field_extractions)::text)",
-        Db::Sqlite(_) => "SELECT (SELECT COUNT(*) FROM enrichment_providers) || '/' || COALESCE((SELECT MAX(updated_at) FROM enrichment_providers), '') || '/' || \
-                          (SELECT COUNT(*) FROM enrichment_field_extractions) || '/' || COALESCE((SELECT MAX(updated_at) FROM enrichment_field_extractions), '')",
-    };
-    with_db!(db, p => sqlx::query_scalar::<_, String>(sql).fetch_one(p).await)
+    use sha2::{Digest, Sha256};
+    const SQL: &str = "SELECT 'p' || CAST(id AS TEXT) || '@' || CAST(updated_at AS TEXT) FROM enrichment_providers \
+                       UNION ALL SELECT 'e' || CAST(id AS TEXT) || '@' || CAST(updated_at AS TEXT) FROM enrichment_field_extractions";
+    let mut rows: Vec<String> = with_db!(db, p => sqlx::query_scalar::<_, String>(SQL).fetch_all(p).await)?;
+    rows.sort_unstable();
+    let mut hasher = Sha256::new();
+    for row in &rows {
+        hasher.update(row.as_bytes());
+        hasher.update(b"\n");
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 // ---------------------------------------------------------------------------------------------
