@@ -424,3 +424,43 @@ async fn registry_changes_reach_other_replicas(backend: Backend) {
     first.stop().await;
 }
 dual!(registry_changes_reach_other_replicas);
+
+/// An Okta-shaped, three-step recipe: the base URL comes from the credentials (substituted raw:
+/// Calseta percent-encoded it), later steps use the first step's response, an optional step's 404
+/// skips only that step, and a missing user is "not found".
+async fn multi_step_okta_shaped(backend: Backend) {
+    let vendor = FakeVendor::start().await;
+    let server = server_with(backend, &vendor, &[]).await;
+    let admin = server.admin_key.clone();
+    let headers = json!({"Authorization": "SSWS {{auth.api_token}}", "Accept": "application/json"});
+    let provider = json!({
+        "provider_name": "fakeokta", "display_name": "Fake Okta", "supported_indicator_types": ["account"], "auth_type": "api_token",
+        "auth_config": {"base_url": format!("{}/okta", vendor.base()), "api_token": "okta-token-abcdef"},
+        "http_config": {"steps": [
+            {"name": "user_lookup", "url": "{{auth.base_url}}/api/v1/users/{{indicator.value | urlencode}}", "headers": headers, "not_found_status": [404]},
+            {"name": "user_groups", "url": "{{auth.base_url}}/api/v1/users/{{steps.user_lookup.response.id}}/groups", "headers": headers, "optional": true},
+            {"name": "user_manager", "url": "{{auth.base_url}}/api/v1/users/{{steps.user_lookup.response.id}}/linkedObjects/manager", "headers": headers,
+             "optional": true, "not_found_status": [404]}]}
+    });
+    create_provider(&server, &provider).await;
+    let extractions = json!({"extractions": [
+        {"provider_name": "fakeokta", "indicator_type": "account", "source_path": "user_lookup.profile.login", "target_key": "login"},
+        {"provider_name": "fakeokta", "indicator_type": "account", "source_path": "user_lookup.status", "target_key": "status"},
+        {"provider_name": "fakeokta", "indicator_type": "account", "source_path": "user_groups.0.profile.name", "target_key": "first_group"}]});
+    assert_eq!(server.post_json("/v1/enrichment-field-extractions/bulk", &admin, &extractions).await.status(), 201);
+
+    let data = enrich(&server, "account", "ada@example.com").await;
+    let result = &data["results"]["fakeokta"];
+    assert_eq!(result["success"], true, "{data}");
+    assert_eq!(result["extracted"], json!({"login": "ada@example.com", "status": "ACTIVE", "first_group": "Engineering", "malice": "Pending"}));
+    let paths: Vec<String> = vendor.hits().iter().map(|h| h.path.clone()).collect();
+    assert!(paths.contains(&"/okta/api/v1/users/ada%40example.com".to_owned()), "{paths:?}");
+    assert!(paths.contains(&"/okta/api/v1/users/00u1/groups".to_owned()), "{paths:?}");
+    let hit = vendor.hits().into_iter().find(|h| h.path.ends_with("/groups")).unwrap();
+    assert_eq!(hit.headers.get("authorization").unwrap(), "SSWS okta-token-abcdef");
+
+    let ghost = enrich(&server, "account", "ghost@example.com").await;
+    assert_eq!(ghost["results"]["fakeokta"]["extracted"], json!({"found": false, "malice": "Pending"}), "{ghost}");
+    server.stop().await;
+}
+dual!(multi_step_okta_shaped);
