@@ -464,3 +464,39 @@ async fn multi_step_okta_shaped(backend: Backend) {
     server.stop().await;
 }
 dual!(multi_step_okta_shaped);
+
+/// Every forbidden URL form is refused when a provider is registered (422 naming the reason),
+/// and nothing ever connects to the loopback canary.
+async fn ssrf_at_registration(backend: Backend) {
+    let vendor = FakeVendor::start().await;
+    let server = server_with(backend, &vendor, &[]).await;
+    let c = vendor.canary.port;
+    let forms = [
+        format!("http://127.0.0.1:{c}/"), format!("http://localhost:{c}/"), format!("http://[::1]:{c}/"),
+        format!("http://0.0.0.0:{c}/"), "http://169.254.169.254/latest/meta-data/".into(),
+        "http://metadata.google.internal/computeMetadata/v1/".into(), "http://10.0.0.1/".into(), "http://172.16.0.1/".into(),
+        "http://192.168.0.1/".into(), "http://100.64.0.1/".into(), "http://198.18.0.1/".into(), "http://224.0.0.1/".into(),
+        "http://240.0.0.1/".into(), format!("http://[::ffff:127.0.0.1]:{c}/"), "http://[fd00::1]/".into(), "http://[fe80::1]/".into(),
+        format!("http://[64:ff9b::7f00:1]:{c}/"), format!("http://[2002:7f00:1::]:{c}/"), format!("http://2130706433:{c}/"),
+        format!("http://0177.0.0.1:{c}/"), format!("http://0x7f.1:{c}/"), "http://user:pass@example.com/".into(),
+        "gopher://example.com/".into(), "file:///etc/passwd".into(), "http://no-such-host.calseta-test.invalid/".into(),
+    ];
+    for url in forms {
+        let provider = json!({"provider_name": "ssrf", "display_name": "ssrf", "supported_indicator_types": ["ip"],
+            "http_config": {"steps": [{"url": format!("{url}{{{{indicator.value}}}}")}]}});
+        let response = server.post_json("/v1/enrichment-providers", &server.admin_key, &provider).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 422, "{url} was accepted: {text}");
+        // The same URL through a PATCH of an existing provider.
+        assert!(text.contains("http_config"), "{url}: {text}");
+    }
+    let created = create_provider(&server, &simple_provider(&vendor, "okprov", "/html", 5)).await;
+    let patch = json!({"http_config": {"steps": [{"url": format!("http://127.0.0.1:{c}/")}]}});
+    let path = format!("/v1/enrichment-providers/{}", created["uuid"].as_str().unwrap());
+    expect_error(server.patch_json(&path, &server.admin_key, &patch).await, 422, "VALIDATION_ERROR").await;
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM enrichment_providers WHERE provider_name = 'ssrf'").await, 0);
+    assert_eq!(vendor.canary.connections(), 0);
+    server.stop().await;
+}
+dual!(ssrf_at_registration);
