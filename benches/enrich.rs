@@ -108,6 +108,7 @@ async fn run(postgres: bool) {
     let backend = if postgres { "postgres" } else { "sqlite" };
     let seconds: u64 = env_or("BENCH_SECONDS", 5);
     let rate: f64 = env_or("BENCH_ENRICH_RATE", 100.0);
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
     let limits = [("RATE_LIMIT_INGEST_PER_MINUTE", "0"), ("RATE_LIMIT_DEFAULT_PER_MINUTE", "0"), ("RATE_LIMIT_ENRICHMENT_PER_MINUTE", "0")];
 
