@@ -73,12 +73,17 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// Prepared statements kept per connection. The group-commit paths use multi-row statements whose
+/// text depends on the row count (up to `ingest::service::MAX_BATCH` per statement shape), so the
+/// default of 100 would evict and re-prepare them constantly.
+const STATEMENT_CACHE_CAPACITY: usize = 1024;
+
 impl Db {
     /// Connects to `url` (`sqlite:`/`postgres:`), creating the SQLite file and its directory if
     /// needed. SQLite runs in WAL mode with FULL synchronous commits: a commit is durable.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?;
+            let options = PgConnectOptions::from_str(url)?.statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(2))
                 .acquire_timeout(Duration::from_secs(5))
@@ -94,7 +99,8 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                .statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
             if let Some(dir) = options.get_filename().parent() {
                 if !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(dir)?;
@@ -159,14 +165,34 @@ impl Db {
 /// advisory lock; SQLite needs nothing (`BEGIN IMMEDIATE` already admits one writer at a time).
 /// Used where "check then insert" must not race (ingest dedup by fingerprint).
 pub async fn lock_key(tx: &mut Tx, key: &str) -> Result<(), sqlx::Error> {
+    lock_keys(tx, &[key]).await
+}
+
+/// `lock_key` for many keys in one statement (a group-commit batch). The locks are taken in
+/// ascending order of their ids, so two batches sharing keys wait for each other instead of
+/// deadlocking.
+pub async fn lock_keys(tx: &mut Tx, keys: &[&str]) -> Result<(), sqlx::Error> {
     match tx {
-        Tx::Postgres(tx) => {
+        Tx::Postgres(tx) if !keys.is_empty() => {
             use sha2::Digest;
-            let digest = sha2::Sha256::digest(key.as_bytes());
-            let id = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(id).execute(&mut **tx).await.map(|_| ())
+            let mut ids: Vec<i64> = keys
+                .iter()
+                .map(|key| {
+                    let digest = sha2::Sha256::digest(key.as_bytes());
+                    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+                })
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            // A set-returning scan yields the array's elements in order, and the lock is taken
+            // per row as the scan produces it.
+            sqlx::query("SELECT pg_advisory_xact_lock(lock_id) FROM unnest($1::bigint[]) AS lock_id")
+                .bind(ids)
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
         }
-        Tx::Sqlite(..) => Ok(()),
+        _ => Ok(()),
     }
 }
 

@@ -19,49 +19,104 @@ pub async fn upsert_and_link(tx: &mut Tx, alert_id: i64, indicator_type: &str, v
     Ok(indicator_id)
 }
 
-/// `upsert_and_link` for many indicators in two statements (one multi-row upsert, one multi-row
-/// link) instead of two per indicator: the enrichment job's write cost no longer grows in round
-/// trips with the indicator count. Pairs must be unique (the extraction dedupes them).
-pub async fn upsert_and_link_all(tx: &mut Tx, alert_id: i64, pairs: &[(&str, &str)]) -> sqlx::Result<Vec<i64>> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
-    }
+/// Rows per multi-row statement of `upsert_and_link_many`: far below both backends' bound-value
+/// limits.
+const MAX_ROWS_PER_STATEMENT: usize = 1000;
+
+/// `upsert_and_link` for the indicators of many alerts (`(alert_id, type, value)`), in one
+/// multi-row upsert and one multi-row link per `MAX_ROWS_PER_STATEMENT` rows instead of two
+/// statements per indicator: a batch of enrichment jobs costs a few round trips in all.
+pub async fn upsert_and_link_many(tx: &mut Tx, links: &[(i64, &str, &str)]) -> sqlx::Result<()> {
+    let mut unique: Vec<(&str, &str)> = links.iter().map(|(_, t, v)| (*t, *v)).collect();
+    unique.sort_unstable();
+    // One statement may not upsert the same row twice (PostgreSQL rejects it).
+    unique.dedup();
     let at = now();
-    // Placeholders: $1 = timestamp, then (uuid, type, value) per row.
-    let rows: Vec<String> = (0..pairs.len())
-        .map(|i| format!("(${}, ${}, ${}, $1, $1, FALSE, 'Pending', 'enrichment', $1, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4))
-        .collect();
-    let sql = format!(
-        "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, is_enriched, malice, malice_source, created_at, updated_at) \
-         VALUES {} ON CONFLICT (type, value) DO UPDATE SET last_seen = excluded.last_seen, updated_at = excluded.updated_at RETURNING id",
-        rows.join(", ")
-    );
-    let ids: Vec<i64> = with_tx!(tx, c => {
-        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(at);
-        for (indicator_type, value) in pairs {
-            query = query.bind(uuid::Uuid::new_v4()).bind(*indicator_type).bind(*value);
-        }
-        query.fetch_all(c).await
-    })?;
-    let links: Vec<String> = (0..ids.len()).map(|i| format!("($2, ${}, $1, $1)", i + 3)).collect();
-    let sql = format!(
-        "INSERT INTO alert_indicators (alert_id, indicator_id, created_at, updated_at) VALUES {} \
-         ON CONFLICT (alert_id, indicator_id) DO NOTHING",
-        links.join(", ")
-    );
-    with_tx!(tx, c => {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at).bind(alert_id);
-        for id in &ids {
-            query = query.bind(*id);
-        }
-        query.execute(c).await.map(|_| ())
-    })?;
-    Ok(ids)
+    let mut ids: std::collections::HashMap<(String, String), i64> = std::collections::HashMap::with_capacity(unique.len());
+    for chunk in unique.chunks(MAX_ROWS_PER_STATEMENT) {
+        // $1 = timestamp, then (uuid, type, value) per row.
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${}, $1, $1, FALSE, 'Pending', 'enrichment', $1, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4))
+            .collect();
+        let sql = format!(
+            "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, is_enriched, malice, malice_source, created_at, updated_at) \
+             VALUES {} ON CONFLICT (type, value) DO UPDATE SET last_seen = excluded.last_seen, updated_at = excluded.updated_at \
+             RETURNING id, type, value",
+            rows.join(", ")
+        );
+        let returned: Vec<(i64, String, String)> = with_tx!(tx, c => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at);
+            for (indicator_type, value) in chunk {
+                query = query.bind(uuid::Uuid::new_v4()).bind(*indicator_type).bind(*value);
+            }
+            query.fetch_all(c).await
+        })?;
+        ids.extend(returned.into_iter().map(|(id, t, v)| ((t, v), id)));
+    }
+    let mut pairs: Vec<(i64, i64)> = Vec::with_capacity(links.len());
+    for (alert_id, indicator_type, value) in links {
+        let id = ids
+            .get(&((*indicator_type).to_owned(), (*value).to_owned()))
+            .ok_or_else(|| sqlx::Error::Protocol("upserted indicator not returned".into()))?;
+        pairs.push((*alert_id, *id));
+    }
+    for chunk in pairs.chunks(MAX_ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${}, $1, $1)", 2 * i + 2, 2 * i + 3)).collect();
+        let sql = format!(
+            "INSERT INTO alert_indicators (alert_id, indicator_id, created_at, updated_at) VALUES {} \
+             ON CONFLICT (alert_id, indicator_id) DO NOTHING",
+            rows.join(", ")
+        );
+        with_tx!(tx, c => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+            for (alert_id, indicator_id) in chunk {
+                query = query.bind(*alert_id).bind(*indicator_id);
+            }
+            query.execute(c).await.map(|_| ())
+        })?;
+    }
+    Ok(())
 }
 
-/// `count_for_alert` inside the caller's transaction.
-pub async fn count_for_alert_tx(tx: &mut Tx, alert_id: i64) -> sqlx::Result<i64> {
-    with_tx!(tx, c => sqlx::query_scalar("SELECT COUNT(*) FROM alert_indicators WHERE alert_id = $1").bind(alert_id).fetch_one(c).await)
+/// One indicator linked to an alert: `(alert_id, indicator id, type, value)`.
+pub type LinkedIndicator = (i64, i64, String, String);
+
+fn linked_sql(alert_count: usize) -> String {
+    let list: Vec<String> = (1..=alert_count).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT alert_indicators.alert_id, indicators.id, indicators.type, indicators.value FROM alert_indicators \
+         JOIN indicators ON indicators.id = alert_indicators.indicator_id WHERE alert_indicators.alert_id IN ({}) \
+         ORDER BY alert_indicators.id",
+        list.join(", ")
+    )
+}
+
+/// Every indicator linked to the alerts `alert_ids`, in link order, inside the caller's transaction.
+pub async fn linked_to_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<Vec<LinkedIndicator>> {
+    if alert_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    with_tx!(tx, c => {
+        let mut query = sqlx::query_as::<_, LinkedIndicator>(sqlx::AssertSqlSafe(linked_sql(alert_ids.len())));
+        for id in alert_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(c).await
+    })
+}
+
+/// `linked_to_alerts` outside a transaction (the enrichment job reads before it writes).
+pub async fn linked_to_alerts_now(db: &Db, alert_ids: &[i64]) -> sqlx::Result<Vec<LinkedIndicator>> {
+    if alert_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    with_db!(db, p => {
+        let mut query = sqlx::query_as::<_, LinkedIndicator>(sqlx::AssertSqlSafe(linked_sql(alert_ids.len())));
+        for id in alert_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(p).await
+    })
 }
 
 pub async fn count_for_alert(db: &Db, alert_id: i64) -> sqlx::Result<i64> {
