@@ -100,7 +100,10 @@ impl Db {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
-                .statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+                .statement_cache_capacity(STATEMENT_CACHE_CAPACITY)
+                // 16 MiB of page cache per connection instead of 2: the hot pages of the ingest
+                // tables stay in memory instead of being re-read on every batch.
+                .pragma("cache_size", "-16384");
             if let Some(dir) = options.get_filename().parent() {
                 if !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(dir)?;

@@ -25,14 +25,14 @@ const MAX_ROWS_PER_STATEMENT: usize = 1000;
 
 /// `upsert_and_link` for the indicators of many alerts (`(alert_id, type, value)`), in one
 /// multi-row upsert and one multi-row link per `MAX_ROWS_PER_STATEMENT` rows instead of two
-/// statements per indicator: a batch of enrichment jobs costs a few round trips in all.
+/// statements per indicator, and without reading ids back (the link statement joins on
+/// `(type, value)`): a batch of enrichment jobs costs a few round trips in all.
 pub async fn upsert_and_link_many(tx: &mut Tx, links: &[(i64, &str, &str)]) -> sqlx::Result<()> {
     let mut unique: Vec<(&str, &str)> = links.iter().map(|(_, t, v)| (*t, *v)).collect();
     unique.sort_unstable();
     // One statement may not upsert the same row twice (PostgreSQL rejects it).
     unique.dedup();
     let at = now();
-    let mut ids: std::collections::HashMap<(String, String), i64> = std::collections::HashMap::with_capacity(unique.len());
     for chunk in unique.chunks(MAX_ROWS_PER_STATEMENT) {
         // $1 = timestamp, then (uuid, type, value) per row.
         let rows: Vec<String> = (0..chunk.len())
@@ -40,37 +40,34 @@ pub async fn upsert_and_link_many(tx: &mut Tx, links: &[(i64, &str, &str)]) -> s
             .collect();
         let sql = format!(
             "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, is_enriched, malice, malice_source, created_at, updated_at) \
-             VALUES {} ON CONFLICT (type, value) DO UPDATE SET last_seen = excluded.last_seen, updated_at = excluded.updated_at \
-             RETURNING id, type, value",
-            rows.join(", ")
-        );
-        let returned: Vec<(i64, String, String)> = with_tx!(tx, c => {
-            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(at);
-            for (indicator_type, value) in chunk {
-                query = query.bind(uuid::Uuid::new_v4()).bind(*indicator_type).bind(*value);
-            }
-            query.fetch_all(c).await
-        })?;
-        ids.extend(returned.into_iter().map(|(id, t, v)| ((t, v), id)));
-    }
-    let mut pairs: Vec<(i64, i64)> = Vec::with_capacity(links.len());
-    for (alert_id, indicator_type, value) in links {
-        let id = ids
-            .get(&((*indicator_type).to_owned(), (*value).to_owned()))
-            .ok_or_else(|| sqlx::Error::Protocol("upserted indicator not returned".into()))?;
-        pairs.push((*alert_id, *id));
-    }
-    for chunk in pairs.chunks(MAX_ROWS_PER_STATEMENT) {
-        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${}, $1, $1)", 2 * i + 2, 2 * i + 3)).collect();
-        let sql = format!(
-            "INSERT INTO alert_indicators (alert_id, indicator_id, created_at, updated_at) VALUES {} \
-             ON CONFLICT (alert_id, indicator_id) DO NOTHING",
+             VALUES {} ON CONFLICT (type, value) DO UPDATE SET last_seen = excluded.last_seen, updated_at = excluded.updated_at",
             rows.join(", ")
         );
         with_tx!(tx, c => {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
-            for (alert_id, indicator_id) in chunk {
-                query = query.bind(*alert_id).bind(*indicator_id);
+            for (indicator_type, value) in chunk {
+                query = query.bind(uuid::Uuid::new_v4()).bind(*indicator_type).bind(*value);
+            }
+            query.execute(c).await.map(|_| ())
+        })?;
+    }
+    for chunk in links.chunks(MAX_ROWS_PER_STATEMENT) {
+        // `VALUES` names its columns column1… on both backends. SQLite needs the WHERE to parse
+        // an INSERT … SELECT … JOIN followed by ON CONFLICT.
+        // The fourth column keeps the input order, which is the order the links are listed in.
+        let rows: Vec<String> =
+            (0..chunk.len()).map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 2, 4 * i + 3, 4 * i + 4, 4 * i + 5)).collect();
+        let sql = format!(
+            "INSERT INTO alert_indicators (alert_id, indicator_id, created_at, updated_at) \
+             SELECT linked.column1, indicators.id, $1, $1 FROM (VALUES {}) AS linked \
+             JOIN indicators ON indicators.type = linked.column2 AND indicators.value = linked.column3 WHERE TRUE \
+             ORDER BY linked.column4 ON CONFLICT (alert_id, indicator_id) DO NOTHING",
+            rows.join(", ")
+        );
+        with_tx!(tx, c => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+            for (position, (alert_id, indicator_type, value)) in chunk.iter().enumerate() {
+                query = query.bind(*alert_id).bind(*indicator_type).bind(*value).bind(position as i64);
             }
             query.execute(c).await.map(|_| ())
         })?;
@@ -78,26 +75,27 @@ pub async fn upsert_and_link_many(tx: &mut Tx, links: &[(i64, &str, &str)]) -> s
     Ok(())
 }
 
+/// `$1, $2, …` for `count` values.
+fn placeholders(count: usize) -> String {
+    (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// One indicator linked to an alert: `(alert_id, indicator id, type, value)`.
 pub type LinkedIndicator = (i64, i64, String, String);
-
-fn linked_sql(alert_count: usize) -> String {
-    let list: Vec<String> = (1..=alert_count).map(|i| format!("${i}")).collect();
-    format!(
-        "SELECT alert_indicators.alert_id, indicators.id, indicators.type, indicators.value FROM alert_indicators \
-         JOIN indicators ON indicators.id = alert_indicators.indicator_id WHERE alert_indicators.alert_id IN ({}) \
-         ORDER BY alert_indicators.id",
-        list.join(", ")
-    )
-}
 
 /// Every indicator linked to the alerts `alert_ids`, in link order, inside the caller's transaction.
 pub async fn linked_to_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<Vec<LinkedIndicator>> {
     if alert_ids.is_empty() {
         return Ok(Vec::new());
     }
+    let sql = format!(
+        "SELECT alert_indicators.alert_id, indicators.id, indicators.type, indicators.value FROM alert_indicators \
+         JOIN indicators ON indicators.id = alert_indicators.indicator_id WHERE alert_indicators.alert_id IN ({}) \
+         ORDER BY alert_indicators.id",
+        placeholders(alert_ids.len())
+    );
     with_tx!(tx, c => {
-        let mut query = sqlx::query_as::<_, LinkedIndicator>(sqlx::AssertSqlSafe(linked_sql(alert_ids.len())));
+        let mut query = sqlx::query_as::<_, LinkedIndicator>(sqlx::AssertSqlSafe(sql));
         for id in alert_ids {
             query = query.bind(*id);
         }
@@ -105,13 +103,37 @@ pub async fn linked_to_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<Ve
     })
 }
 
-/// `linked_to_alerts` outside a transaction (the enrichment job reads before it writes).
-pub async fn linked_to_alerts_now(db: &Db, alert_ids: &[i64]) -> sqlx::Result<Vec<LinkedIndicator>> {
+/// How many indicators are linked to each of `alert_ids` (absent: none), inside the caller's
+/// transaction.
+pub async fn link_counts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<Vec<(i64, i64)>> {
     if alert_ids.is_empty() {
         return Ok(Vec::new());
     }
+    let sql = format!(
+        "SELECT alert_id, COUNT(*) FROM alert_indicators WHERE alert_id IN ({}) GROUP BY alert_id",
+        placeholders(alert_ids.len())
+    );
+    with_tx!(tx, c => {
+        let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql));
+        for id in alert_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(c).await
+    })
+}
+
+/// The distinct indicator types already linked to each of `alert_ids`: `(alert_id, type)`.
+pub async fn linked_types(db: &Db, alert_ids: &[i64]) -> sqlx::Result<Vec<(i64, String)>> {
+    if alert_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT DISTINCT alert_indicators.alert_id, indicators.type FROM alert_indicators \
+         JOIN indicators ON indicators.id = alert_indicators.indicator_id WHERE alert_indicators.alert_id IN ({})",
+        placeholders(alert_ids.len())
+    );
     with_db!(db, p => {
-        let mut query = sqlx::query_as::<_, LinkedIndicator>(sqlx::AssertSqlSafe(linked_sql(alert_ids.len())));
+        let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
         for id in alert_ids {
             query = query.bind(*id);
         }

@@ -89,7 +89,7 @@ async fn enrich_batch(state: &AppState, worker: &str, batch: &[JobRow]) -> anyho
     // Everything that reads runs before the transaction: a transaction holds its connection (and
     // on SQLite the write lock), so it must never wait for a second one.
     let loaded = alerts::load_for_pipeline(&state.db, &alert_ids).await?;
-    let linked_before = indicators::linked_to_alerts_now(&state.db, &alert_ids).await?;
+    let linked_types = indicators::linked_types(&state.db, &alert_ids).await?;
     let mappings = super::service::current_mappings(state).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut work: Vec<AlertWork> = Vec::with_capacity(loaded.len());
     for alert in loaded {
@@ -105,7 +105,7 @@ async fn enrich_batch(state: &AppState, worker: &str, batch: &[JobRow]) -> anyho
             }
         }
         let mut indicator_types: BTreeSet<&str> = extracted.iter().map(|(t, _)| t.as_str()).collect();
-        indicator_types.extend(linked_before.iter().filter(|l| l.0 == alert.id).map(|l| l.2.as_str()));
+        indicator_types.extend(linked_types.iter().filter(|(id, _)| *id == alert.id).map(|(_, t)| t.as_str()));
         let indicator_types: Vec<&str> = indicator_types.into_iter().collect();
         let wants_enrichment = state.enricher.wants(&state.db, &indicator_types).await;
         let job_ids = jobs_of_alert.remove(&alert.id).unwrap_or_default();
@@ -120,19 +120,21 @@ async fn enrich_batch(state: &AppState, worker: &str, batch: &[JobRow]) -> anyho
     let links: Vec<(i64, &str, &str)> =
         work.iter().flat_map(|w| w.extracted.iter().map(|(t, v)| (w.alert_id, t.as_str(), v.as_str()))).collect();
     indicators::upsert_and_link_many(&mut tx, &links).await?;
-    let work_ids: Vec<i64> = work.iter().map(|w| w.alert_id).collect();
+    let (slow, fast): (Vec<AlertWork>, Vec<AlertWork>) = work.into_iter().partition(|w| w.wants_enrichment);
+    // Every link counts, including those added earlier through the API.
+    let slow_ids: Vec<i64> = slow.iter().map(|w| w.alert_id).collect();
     let mut linked: HashMap<i64, Vec<IndicatorRef>> = HashMap::new();
-    for (alert_id, id, itype, value) in indicators::linked_to_alerts(&mut tx, &work_ids).await? {
+    for (alert_id, id, itype, value) in indicators::linked_to_alerts(&mut tx, &slow_ids).await? {
         linked.entry(alert_id).or_default().push(IndicatorRef { id, itype, value });
     }
-    let (slow, fast): (Vec<AlertWork>, Vec<AlertWork>) = work.into_iter().partition(|w| w.wants_enrichment);
     let fast_ids: Vec<i64> = fast.iter().map(|w| w.alert_id).collect();
+    let link_counts: HashMap<i64, i64> = indicators::link_counts(&mut tx, &fast_ids).await?.into_iter().collect();
     alerts::set_enrichment_status(&mut tx, &fast_ids, "Enriched", at).await?;
     let system = Actor::system();
     let events = fast
         .iter()
         .map(|w| {
-            let indicator_count = linked.get(&w.alert_id).map_or(0, Vec::len) as i64;
+            let indicator_count = link_counts.get(&w.alert_id).copied().unwrap_or(0);
             completed_event(&system, w.alert_id, AlertOutcome::default().activity_references(indicator_count, at))
         })
         .collect();
