@@ -164,10 +164,10 @@ impl Db {
                 // 16 MiB of page cache per connection instead of 2: the hot pages of the ingest
                 // tables stay in memory instead of being re-read on every batch.
                 .pragma("cache_size", "-16384");
-            if let Some(dir) = options.get_filename().parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)?;
-                }
+            if let Some(dir) = options.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)?;
             }
             let pool = SqlitePoolOptions::new()
                 // SQLite runs each connection on its own thread and writes one at a time: more

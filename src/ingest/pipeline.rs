@@ -53,10 +53,10 @@ async fn enrich_one(state: &AppState, worker: &str, job: &JobRow) -> Vec<Outcome
         Ok(Err(e)) => JobError::Retry(e.to_string()),
         Err(_) => JobError::Fatal("enrich_alert panicked".into()),
     };
-    if let Some(alert_id) = alert_id_of(job) {
-        if matches!(error, JobError::Fatal(_)) || job.attempts >= job.max_attempts {
-            mark_failed(state, alert_id).await;
-        }
+    if let Some(alert_id) = alert_id_of(job)
+        && (matches!(error, JobError::Fatal(_)) || job.attempts >= job.max_attempts)
+    {
+        mark_failed(state, alert_id).await;
     }
     vec![(job.id, Err(error))]
 }
