@@ -93,11 +93,20 @@ async fn run(postgres: bool) {
             }
         }
     };
+    let cpu_before = server.cpu_seconds();
     let peak = closed_loop(concurrency, seconds, post("peak")).await;
     println!("ingest[{backend}]: peak {peak:.0} accepted alerts/s ({concurrency} clients, {seconds} s, durable 202s)");
     // Let the worker catch up with the backlog before measuring latency.
     let backlog_done = enriched_wait(&database_url).await;
     println!("ingest[{backend}]: backlog of the peak run enriched {:.1} s after it ended", backlog_done.as_secs_f64());
+    // CPU the server spent per alert of the peak run, ingest and enrichment included: unlike the
+    // rates, this hardly depends on what else the shared machine is running.
+    let cpu = server.cpu_seconds() - cpu_before;
+    println!(
+        "ingest[{backend}]: server CPU {:.0} µs per alert ({:.2} cores over the run)",
+        cpu * 1e6 / (peak * seconds as f64).max(1.0),
+        cpu / (seconds as f64 + backlog_done.as_secs_f64())
+    );
 
     let rate = peak / 2.0;
     let latencies = open_loop(rate, seconds, 0, post("lat")).await;

@@ -34,6 +34,17 @@ pub struct Server {
 }
 
 impl Server {
+    /// CPU time (user + system) the server process has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let Some(pid) = self.child.id() else { return 0.0 };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // Linux reports clock ticks of 1/100 s (USER_HZ).
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     /// Peak resident set size of the server process so far (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
         let Some(pid) = self.child.id() else { return 0.0 };

@@ -58,16 +58,48 @@ impl<'a> NewEvent<'a> {
 }
 
 const INSERT: &str = "INSERT INTO activity_events (uuid, event_type, actor_type, actor_key_prefix, alert_id, \
-                      workflow_id, detection_rule_id, event_references, created_at) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+                      workflow_id, detection_rule_id, event_references, created_at) VALUES ";
+
+/// Columns bound per event by `record_all`.
+const BINDS_PER_EVENT: usize = 9;
 
 /// Records an event in the caller's transaction.
 pub async fn record(tx: &mut Tx, event: NewEvent<'_>) -> sqlx::Result<()> {
-    let references = Json(sanitize(event.references));
-    with_tx!(tx, c => sqlx::query(INSERT)
-        .bind(Uuid::new_v4()).bind(event.event_type).bind(event.actor.actor_type).bind(event.actor.key_prefix.as_deref())
-        .bind(event.alert_id).bind(event.workflow_id).bind(event.detection_rule_id).bind(references).bind(now())
-        .execute(c).await.map(|_| ()))
+    record_all(tx, vec![event]).await
+}
+
+/// Events per INSERT statement: keeps the bound values far below both backends' limits.
+const MAX_EVENTS_PER_STATEMENT: usize = 500;
+
+/// Records events in the caller's transaction, in order, with one statement per
+/// `MAX_EVENTS_PER_STATEMENT` events (a whole group-commit batch in one round trip).
+pub async fn record_all(tx: &mut Tx, events: Vec<NewEvent<'_>>) -> sqlx::Result<()> {
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        insert_events(tx, events.by_ref().take(MAX_EVENTS_PER_STATEMENT).collect()).await?;
+    }
+    Ok(())
+}
+
+async fn insert_events(tx: &mut Tx, events: Vec<NewEvent<'_>>) -> sqlx::Result<()> {
+    let rows: Vec<String> = (0..events.len())
+        .map(|row| {
+            let columns: Vec<String> = (1..=BINDS_PER_EVENT).map(|c| format!("${}", row * BINDS_PER_EVENT + c)).collect();
+            format!("({})", columns.join(", "))
+        })
+        .collect();
+    let sql = format!("{INSERT}{}", rows.join(", "));
+    let at = now();
+    with_tx!(tx, c => {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for event in events {
+            query = query
+                .bind(Uuid::new_v4()).bind(event.event_type).bind(event.actor.actor_type).bind(event.actor.key_prefix.as_deref())
+                .bind(event.alert_id).bind(event.workflow_id).bind(event.detection_rule_id).bind(Json(sanitize(event.references)))
+                .bind(at);
+        }
+        query.execute(c).await.map(|_| ())
+    })
 }
 
 /// Records an event on its own; a failure is logged, never returned (the action already happened).

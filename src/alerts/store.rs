@@ -7,26 +7,49 @@ use uuid::Uuid;
 use crate::db::{Db, Json, Tx, now};
 use crate::{with_db, with_tx};
 
-/// A duplicate absorbed by an existing alert.
+/// The most recent alert of a fingerprint inside the dedup window.
 #[derive(Debug, sqlx::FromRow)]
-pub struct Absorbed {
+pub struct LatestByFingerprint {
     pub id: i64,
     pub uuid: Uuid,
-    pub duplicate_count: i32,
+    pub fingerprint: String,
 }
 
-/// Counts a duplicate against the most recent alert with this fingerprint created at or after
-/// `since`, atomically (one UPDATE), and returns it; `None` when there is no such alert.
-pub async fn absorb_duplicate(tx: &mut Tx, fingerprint: &str, since: DateTime<Utc>) -> sqlx::Result<Option<Absorbed>> {
+/// For each of `fingerprints`, the most recent alert with it created at or after `since` (the one
+/// a duplicate is counted against); fingerprints with no such alert are absent. One statement for
+/// a whole ingest batch.
+pub async fn latest_by_fingerprints(tx: &mut Tx, fingerprints: &[&str], since: DateTime<Utc>) -> sqlx::Result<Vec<LatestByFingerprint>> {
+    if fingerprints.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (0..fingerprints.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT id, uuid, fingerprint FROM (SELECT id, uuid, fingerprint, \
+           ROW_NUMBER() OVER (PARTITION BY fingerprint ORDER BY created_at DESC, id DESC) AS recency \
+           FROM alerts WHERE fingerprint IN ({}) AND created_at >= $1) ranked WHERE recency = 1",
+        list.join(", ")
+    );
+    with_tx!(tx, c => {
+        let mut query = sqlx::query_as::<_, LatestByFingerprint>(sqlx::AssertSqlSafe(sql)).bind(since);
+        for fingerprint in fingerprints {
+            query = query.bind(*fingerprint);
+        }
+        query.fetch_all(c).await
+    })
+}
+
+/// Counts `duplicates` more duplicates against alert `id` (one UPDATE, atomic) and returns the new
+/// `duplicate_count`; `None` when the alert no longer exists.
+pub async fn absorb_duplicates(tx: &mut Tx, id: i64, duplicates: i32) -> sqlx::Result<Option<i32>> {
     let at = now();
-    with_tx!(tx, c => sqlx::query_as::<_, Absorbed>(
-        "UPDATE alerts SET duplicate_count = duplicate_count + 1, last_seen_at = $1, updated_at = $1 \
-         WHERE id = (SELECT id FROM alerts WHERE fingerprint = $2 AND created_at >= $3 ORDER BY created_at DESC, id DESC LIMIT 1) \
-         RETURNING id, uuid, duplicate_count")
-        .bind(at).bind(fingerprint).bind(since).fetch_optional(c).await)
+    with_tx!(tx, c => sqlx::query_scalar::<_, i32>(
+        "UPDATE alerts SET duplicate_count = duplicate_count + $1, last_seen_at = $2, updated_at = $2 WHERE id = $3 \
+         RETURNING duplicate_count")
+        .bind(duplicates).bind(at).bind(id).fetch_optional(c).await)
 }
 
 pub struct NewAlert<'a> {
+    pub uuid: Uuid,
     pub title: &'a str,
     pub description: Option<&'a str>,
     pub severity: &'a str,
@@ -36,20 +59,51 @@ pub struct NewAlert<'a> {
     pub tags: &'a [String],
     pub fingerprint: &'a str,
     pub detection_rule_id: Option<i64>,
+    /// Duplicates already absorbed (those that arrived in the same ingest batch).
+    pub duplicate_count: i32,
 }
 
-pub async fn insert(tx: &mut Tx, alert: &NewAlert<'_>) -> sqlx::Result<(i64, Uuid)> {
-    let uuid = Uuid::new_v4();
+/// Columns bound per row by `insert_many`.
+const INSERT_BINDS_PER_ROW: usize = 12;
+
+/// Inserts the alerts in one statement and returns their ids, in input order.
+pub async fn insert_many(tx: &mut Tx, alerts: &[NewAlert<'_>]) -> sqlx::Result<Vec<i64>> {
+    if alerts.is_empty() {
+        return Ok(Vec::new());
+    }
     let at = now();
-    let id = with_tx!(tx, c => sqlx::query_scalar::<_, i64>(
+    // $1 = the ingest time; then INSERT_BINDS_PER_ROW placeholders per row.
+    let rows: Vec<String> = (0..alerts.len())
+        .map(|row| {
+            let p = |column: usize| format!("${}", 2 + row * INSERT_BINDS_PER_ROW + column);
+            format!(
+                "({}, {}, {}, {}, {}, {}, $1, FALSE, {}, {}, CASE WHEN {} > 0 THEN $1 END, 'Open', 'Pending', {}, {}, FALSE, {}, $1, $1)",
+                p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11)
+            )
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO alerts (uuid, title, description, severity, source_name, occurred_at, ingested_at, is_enriched, \
-         fingerprint, duplicate_count, status, enrichment_status, raw_payload, tags, is_system, detection_rule_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, 0, 'Open', 'Pending', $9, $10, FALSE, $11, $7, $7) RETURNING id")
-        .bind(uuid).bind(alert.title).bind(alert.description).bind(alert.severity).bind(alert.source_name)
-        .bind(alert.occurred_at).bind(at).bind(alert.fingerprint).bind(Json(alert.raw_payload)).bind(Json(alert.tags))
-        .bind(alert.detection_rule_id)
-        .fetch_one(c).await)?;
-    Ok((id, uuid))
+         fingerprint, duplicate_count, last_seen_at, status, enrichment_status, raw_payload, tags, is_system, detection_rule_id, \
+         created_at, updated_at) VALUES {} RETURNING id, uuid",
+        rows.join(", ")
+    );
+    let returned: Vec<(i64, Uuid)> = with_tx!(tx, c => {
+        let mut query = sqlx::query_as::<_, (i64, Uuid)>(sqlx::AssertSqlSafe(sql)).bind(at);
+        for alert in alerts {
+            query = query
+                .bind(alert.uuid).bind(alert.title).bind(alert.description).bind(alert.severity).bind(alert.source_name)
+                .bind(alert.occurred_at).bind(alert.fingerprint).bind(alert.duplicate_count).bind(alert.duplicate_count)
+                .bind(Json(alert.raw_payload)).bind(Json(alert.tags)).bind(alert.detection_rule_id);
+        }
+        query.fetch_all(c).await
+    })?;
+    // RETURNING does not promise input order: match rows up by uuid.
+    let ids: std::collections::HashMap<Uuid, i64> = returned.into_iter().map(|(id, uuid)| (uuid, id)).collect();
+    alerts
+        .iter()
+        .map(|alert| ids.get(&alert.uuid).copied().ok_or_else(|| sqlx::Error::Protocol("inserted alert not returned".into())))
+        .collect()
 }
 
 /// What the enrichment job needs of an alert.
@@ -61,18 +115,45 @@ pub struct PipelineAlert {
     pub raw_payload: Json<Map<String, Value>>,
 }
 
-pub async fn load_for_pipeline(db: &Db, id: i64) -> sqlx::Result<Option<PipelineAlert>> {
-    with_db!(db, p => sqlx::query_as::<_, PipelineAlert>("SELECT id, uuid, source_name, raw_payload FROM alerts WHERE id = $1")
-        .bind(id).fetch_optional(p).await)
+/// The alerts of a batch of enrichment jobs (those that still exist), in one query.
+pub async fn load_for_pipeline(db: &Db, ids: &[i64]) -> sqlx::Result<Vec<PipelineAlert>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("SELECT id, uuid, source_name, raw_payload FROM alerts WHERE id IN ({})", placeholders(1, ids.len()));
+    with_db!(db, p => {
+        let mut query = sqlx::query_as::<_, PipelineAlert>(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(p).await
+    })
 }
 
-/// Sets the enrichment outcome (`Enriched` or `Failed`).
-pub async fn set_enrichment_status(tx: &mut Tx, id: i64, status: &str) -> sqlx::Result<()> {
-    let at = now();
+/// Sets the enrichment outcome (`Enriched` or `Failed`) of the alerts `ids`, with `at` as
+/// `enriched_at` when enriched.
+pub async fn set_enrichment_status(tx: &mut Tx, ids: &[i64], status: &str, at: DateTime<Utc>) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     let enriched = status == "Enriched";
-    with_tx!(tx, c => sqlx::query(
-        "UPDATE alerts SET enrichment_status = $1, is_enriched = $2, enriched_at = CASE WHEN $2 THEN $3 ELSE enriched_at END, updated_at = $3 WHERE id = $4")
-        .bind(status).bind(enriched).bind(at).bind(id).execute(c).await.map(|_| ()))
+    let sql = format!(
+        "UPDATE alerts SET enrichment_status = $1, is_enriched = $2, \
+         enriched_at = CASE WHEN $2 THEN $3 ELSE enriched_at END, updated_at = $3 WHERE id IN ({})",
+        placeholders(4, ids.len())
+    );
+    with_tx!(tx, c => {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status).bind(enriched).bind(at);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.execute(c).await.map(|_| ())
+    })
+}
+
+/// `$first, $first+1, …` for `count` values.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// A whole `alerts` row, as the detail view needs it.

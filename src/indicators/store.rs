@@ -19,49 +19,126 @@ pub async fn upsert_and_link(tx: &mut Tx, alert_id: i64, indicator_type: &str, v
     Ok(indicator_id)
 }
 
-/// `upsert_and_link` for many indicators in two statements (one multi-row upsert, one multi-row
-/// link) instead of two per indicator: the enrichment job's write cost no longer grows in round
-/// trips with the indicator count. Pairs must be unique (the extraction dedupes them).
-pub async fn upsert_and_link_all(tx: &mut Tx, alert_id: i64, pairs: &[(&str, &str)]) -> sqlx::Result<Vec<i64>> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
-    }
+/// Rows per multi-row statement of `upsert_and_link_many`: far below both backends' bound-value
+/// limits.
+const MAX_ROWS_PER_STATEMENT: usize = 1000;
+
+/// `upsert_and_link` for the indicators of many alerts (`(alert_id, type, value)`), in one
+/// multi-row upsert and one multi-row link per `MAX_ROWS_PER_STATEMENT` rows instead of two
+/// statements per indicator, and without reading ids back (the link statement joins on
+/// `(type, value)`): a batch of enrichment jobs costs a few round trips in all.
+pub async fn upsert_and_link_many(tx: &mut Tx, links: &[(i64, &str, &str)]) -> sqlx::Result<()> {
+    let mut unique: Vec<(&str, &str)> = links.iter().map(|(_, t, v)| (*t, *v)).collect();
+    unique.sort_unstable();
+    // One statement may not upsert the same row twice (PostgreSQL rejects it).
+    unique.dedup();
     let at = now();
-    // Placeholders: $1 = timestamp, then (uuid, type, value) per row.
-    let rows: Vec<String> = (0..pairs.len())
-        .map(|i| format!("(${}, ${}, ${}, $1, $1, FALSE, 'Pending', 'enrichment', $1, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4))
-        .collect();
-    let sql = format!(
-        "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, is_enriched, malice, malice_source, created_at, updated_at) \
-         VALUES {} ON CONFLICT (type, value) DO UPDATE SET last_seen = excluded.last_seen, updated_at = excluded.updated_at RETURNING id",
-        rows.join(", ")
-    );
-    let ids: Vec<i64> = with_tx!(tx, c => {
-        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(at);
-        for (indicator_type, value) in pairs {
-            query = query.bind(uuid::Uuid::new_v4()).bind(*indicator_type).bind(*value);
-        }
-        query.fetch_all(c).await
-    })?;
-    let links: Vec<String> = (0..ids.len()).map(|i| format!("($2, ${}, $1, $1)", i + 3)).collect();
-    let sql = format!(
-        "INSERT INTO alert_indicators (alert_id, indicator_id, created_at, updated_at) VALUES {} \
-         ON CONFLICT (alert_id, indicator_id) DO NOTHING",
-        links.join(", ")
-    );
-    with_tx!(tx, c => {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at).bind(alert_id);
-        for id in &ids {
-            query = query.bind(*id);
-        }
-        query.execute(c).await.map(|_| ())
-    })?;
-    Ok(ids)
+    for chunk in unique.chunks(MAX_ROWS_PER_STATEMENT) {
+        // $1 = timestamp, then (uuid, type, value) per row.
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${}, $1, $1, FALSE, 'Pending', 'enrichment', $1, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4))
+            .collect();
+        let sql = format!(
+            "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, is_enriched, malice, malice_source, created_at, updated_at) \
+             VALUES {} ON CONFLICT (type, value) DO UPDATE SET last_seen = excluded.last_seen, updated_at = excluded.updated_at",
+            rows.join(", ")
+        );
+        with_tx!(tx, c => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+            for (indicator_type, value) in chunk {
+                query = query.bind(uuid::Uuid::new_v4()).bind(*indicator_type).bind(*value);
+            }
+            query.execute(c).await.map(|_| ())
+        })?;
+    }
+    for chunk in links.chunks(MAX_ROWS_PER_STATEMENT) {
+        // `VALUES` names its columns column1… on both backends. SQLite needs the WHERE to parse
+        // an INSERT … SELECT … JOIN followed by ON CONFLICT.
+        // The fourth column keeps the input order, which is the order the links are listed in.
+        let rows: Vec<String> =
+            (0..chunk.len()).map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 2, 4 * i + 3, 4 * i + 4, 4 * i + 5)).collect();
+        let sql = format!(
+            "INSERT INTO alert_indicators (alert_id, indicator_id, created_at, updated_at) \
+             SELECT linked.column1, indicators.id, $1, $1 FROM (VALUES {}) AS linked \
+             JOIN indicators ON indicators.type = linked.column2 AND indicators.value = linked.column3 WHERE TRUE \
+             ORDER BY linked.column4 ON CONFLICT (alert_id, indicator_id) DO NOTHING",
+            rows.join(", ")
+        );
+        with_tx!(tx, c => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+            for (position, (alert_id, indicator_type, value)) in chunk.iter().enumerate() {
+                query = query.bind(*alert_id).bind(*indicator_type).bind(*value).bind(position as i64);
+            }
+            query.execute(c).await.map(|_| ())
+        })?;
+    }
+    Ok(())
 }
 
-/// `count_for_alert` inside the caller's transaction.
-pub async fn count_for_alert_tx(tx: &mut Tx, alert_id: i64) -> sqlx::Result<i64> {
-    with_tx!(tx, c => sqlx::query_scalar("SELECT COUNT(*) FROM alert_indicators WHERE alert_id = $1").bind(alert_id).fetch_one(c).await)
+/// `$1, $2, …` for `count` values.
+fn placeholders(count: usize) -> String {
+    (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One indicator linked to an alert: `(alert_id, indicator id, type, value)`.
+pub type LinkedIndicator = (i64, i64, String, String);
+
+/// Every indicator linked to the alerts `alert_ids`, in link order, inside the caller's transaction.
+pub async fn linked_to_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<Vec<LinkedIndicator>> {
+    if alert_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT alert_indicators.alert_id, indicators.id, indicators.type, indicators.value FROM alert_indicators \
+         JOIN indicators ON indicators.id = alert_indicators.indicator_id WHERE alert_indicators.alert_id IN ({}) \
+         ORDER BY alert_indicators.id",
+        placeholders(alert_ids.len())
+    );
+    with_tx!(tx, c => {
+        let mut query = sqlx::query_as::<_, LinkedIndicator>(sqlx::AssertSqlSafe(sql));
+        for id in alert_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(c).await
+    })
+}
+
+/// How many indicators are linked to each of `alert_ids` (absent: none), inside the caller's
+/// transaction.
+pub async fn link_counts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<Vec<(i64, i64)>> {
+    if alert_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT alert_id, COUNT(*) FROM alert_indicators WHERE alert_id IN ({}) GROUP BY alert_id",
+        placeholders(alert_ids.len())
+    );
+    with_tx!(tx, c => {
+        let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql));
+        for id in alert_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(c).await
+    })
+}
+
+/// The distinct indicator types already linked to each of `alert_ids`: `(alert_id, type)`.
+pub async fn linked_types(db: &Db, alert_ids: &[i64]) -> sqlx::Result<Vec<(i64, String)>> {
+    if alert_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT DISTINCT alert_indicators.alert_id, indicators.type FROM alert_indicators \
+         JOIN indicators ON indicators.id = alert_indicators.indicator_id WHERE alert_indicators.alert_id IN ({})",
+        placeholders(alert_ids.len())
+    );
+    with_db!(db, p => {
+        let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
+        for id in alert_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(p).await
+    })
 }
 
 pub async fn count_for_alert(db: &Db, alert_id: i64) -> sqlx::Result<i64> {

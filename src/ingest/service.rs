@@ -1,22 +1,33 @@
 //! The synchronous half of ingestion, inside the HTTP request: normalize, fingerprint, dedup or
 //! persist. A new alert, its detection-rule link, its `enrich_alert` job and its activity event
 //! commit in ONE transaction, so a 202 means all of them are durable; nothing is enriched here.
+//!
+//! Group commit: the handler does the CPU work (normalization, extraction, fingerprint) and hands
+//! the prepared alert to this process's ingest writer, which persists every request waiting at
+//! that moment (up to `MAX_BATCH`) in one transaction of multi-row statements and answers each
+//! request after the commit. One fsync and a handful of statements then serve a whole batch
+//! instead of one alert. A batch that fails is retried one request at a time, so a bad alert
+//! fails alone.
 
-use chrono::Utc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::extract::extract_all;
+use super::extract::{FieldMapping, extract_all};
+use super::normalized::NormalizedAlert;
 use super::sources::AlertSource;
 use crate::activity::{self, Actor, NewEvent, types};
 use crate::alerts::store as alerts;
-use crate::db::lock_key;
+use crate::db::{Db, lock_keys, now};
 use crate::error::Error;
 use crate::jobs::{self, store::NewJob};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IngestResponse {
     pub alert_uuid: Uuid,
     /// `queued` (a new alert) or `deduplicated` (absorbed by an existing one).
@@ -34,72 +45,291 @@ pub async fn ingest(
     let normalized = source.normalize(&raw).map_err(|e| {
         Error::client(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "INVALID_PAYLOAD", e.to_string())
     })?;
+    let services = IngestServices::of(state);
     // The fingerprint uses Passes 1–2 only (Pass 3 reads raw-payload mappings, which would make
     // dedup depend on mapping edits in flight).
-    let mappings = crate::mappings::active_mappings(&state.db, source.name()).await?;
+    let mappings = services.current_mappings().await?;
     let candidates = extract_all(source, &raw, Some(&normalized), &mappings, false);
     let fingerprint = super::fingerprint::compute(&normalized.title, source.name(), &candidates);
-
-    let mut tx = state.db.begin().await?;
-    lock_key(&mut tx, &fingerprint).await?;
-    let window = state.settings.alert_dedup_window_hours;
-    if window > 0 {
-        let since = Utc::now() - chrono::Duration::hours(window);
-        if let Some(existing) = alerts::absorb_duplicate(&mut tx, &fingerprint, since).await? {
-            let references = json!({
-                "fingerprint": fingerprint, "duplicate_count": existing.duplicate_count,
-                "source_name": source.name(), "title": normalized.title,
-            });
-            activity::record(&mut tx, NewEvent::for_alert(types::ALERT_DEDUPLICATED, actor, existing.id, references)).await?;
-            tx.commit().await?;
-            return Ok(IngestResponse {
-                alert_uuid: existing.uuid,
-                status: "deduplicated",
-                is_duplicate: true,
-                duplicate_count: Some(existing.duplicate_count),
-            });
-        }
+    let detection_rule_ref = source.detection_rule_ref(&raw);
+    let prepared = PreparedAlert { source_name: source.name(), raw, normalized, fingerprint, detection_rule_ref, actor: actor.clone() };
+    let response = services.persist(prepared).await?;
+    if !response.is_duplicate {
+        state.wakeup.job_enqueued();
     }
-
-    let detection_rule_id = match source.detection_rule_ref(&raw) {
-        Some(rule_ref) => Some(crate::rules::store::find_or_create_stub(&mut tx, source.name(), &rule_ref).await?),
-        None => None,
-    };
-    let (alert_id, alert_uuid) = alerts::insert(
-        &mut tx,
-        &alerts::NewAlert {
-            title: &normalized.title,
-            description: normalized.description.as_deref(),
-            severity: normalized.severity.as_str(),
-            source_name: source.name(),
-            occurred_at: normalized.occurred_at,
-            raw_payload: &raw,
-            tags: &normalized.tags,
-            fingerprint: &fingerprint,
-            detection_rule_id,
-        },
-    )
-    .await?;
-    enqueue_enrichment(state, &mut tx, alert_id).await?;
-    let references = json!({"source_name": source.name(), "severity": normalized.severity.as_str(), "title": normalized.title});
-    activity::record(&mut tx, NewEvent::for_alert(types::ALERT_INGESTED, actor, alert_id, references)).await?;
-    tx.commit().await?;
-    state.wakeup.job_enqueued();
-    Ok(IngestResponse { alert_uuid, status: "queued", is_duplicate: false, duplicate_count: None })
+    Ok(response)
 }
 
 /// Enqueues `enrich_alert` for an alert in the caller's transaction (ingest, re-enrich).
 pub async fn enqueue_enrichment(state: &AppState, tx: &mut crate::db::Tx, alert_id: i64) -> sqlx::Result<Uuid> {
-    jobs::store::enqueue(
-        tx,
-        &NewJob {
-            queue: "enrichment",
-            task: jobs::ENRICH_ALERT,
-            payload: json!({"alert_id": alert_id}),
-            max_attempts: state.settings.queue_max_retries.max(1),
-            backoff_seconds: state.settings.queue_retry_backoff_seconds.max(0),
-            run_at: crate::db::now(),
-        },
-    )
-    .await
+    jobs::store::enqueue(tx, &enrichment_job(state, alert_id)).await
+}
+
+fn enrichment_job(state: &AppState, alert_id: i64) -> NewJob<'static> {
+    NewJob {
+        queue: "enrichment",
+        task: jobs::ENRICH_ALERT,
+        payload: json!({"alert_id": alert_id}),
+        max_attempts: state.settings.queue_max_retries.max(1),
+        backoff_seconds: state.settings.queue_retry_backoff_seconds.max(0),
+        run_at: now(),
+    }
+}
+
+/// The current active indicator field mappings (all sources), read once for every caller waiting
+/// when the read starts (see `mapping_reader`).
+pub async fn current_mappings(state: &AppState) -> Result<Arc<Vec<FieldMapping>>, Error> {
+    IngestServices::of(state).current_mappings().await
+}
+
+/// An alert ready to be written: everything but the database work is done.
+struct PreparedAlert {
+    source_name: &'static str,
+    raw: Map<String, Value>,
+    normalized: NormalizedAlert,
+    fingerprint: String,
+    detection_rule_ref: Option<String>,
+    actor: Actor,
+}
+
+struct WriteRequest {
+    alert: PreparedAlert,
+    reply: oneshot::Sender<Result<IngestResponse, Error>>,
+}
+
+type MappingsReply = oneshot::Sender<Result<Arc<Vec<FieldMapping>>, Arc<sqlx::Error>>>;
+
+/// Requests one ingest transaction persists at most.
+pub const MAX_BATCH: usize = 64;
+
+/// Requests waiting for a writer before senders wait too (back-pressure).
+const WRITE_QUEUE: usize = 4096;
+
+/// Concurrent ingest transactions. SQLite admits one writer, so one batch at a time; PostgreSQL
+/// commits in parallel, and a few writers overlap one batch's round trips with the next.
+fn writer_count(db: &Db) -> usize {
+    match db {
+        Db::Postgres(_) => 4,
+        Db::Sqlite(_) => 1,
+    }
+}
+
+/// This process's ingest writer and mapping reader for one `AppState`, started on first use.
+#[derive(Clone)]
+struct IngestServices {
+    writes: mpsc::Sender<WriteRequest>,
+    mapping_reads: mpsc::UnboundedSender<MappingsReply>,
+}
+
+/// Keyed by the address of the state they serve. Their tasks hold a clone of that state, so the
+/// address cannot be reused by another state while they run; if their runtime ended, the closed
+/// channels say so and they are started again.
+static SERVICES: LazyLock<std::sync::Mutex<HashMap<usize, IngestServices>>> = LazyLock::new(Default::default);
+
+impl IngestServices {
+    fn of(state: &AppState) -> Self {
+        let key = &**state as *const crate::state::Inner as usize;
+        let mut all = SERVICES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(services) = all.get(&key).filter(|s| !s.writes.is_closed() && !s.mapping_reads.is_closed()) {
+            return services.clone();
+        }
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..writer_count(&state.db) {
+            tokio::spawn(writer(state.clone(), queue.clone()));
+        }
+        let (mapping_reads, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(mapping_reader(state.clone(), waiting));
+        let services = IngestServices { writes, mapping_reads };
+        all.insert(key, services.clone());
+        services
+    }
+
+    async fn current_mappings(&self) -> Result<Arc<Vec<FieldMapping>>, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.mapping_reads.send(reply).map_err(|_| Error::Unavailable("mapping reader stopped".into()))?;
+        match answer.await {
+            Ok(Ok(mappings)) => Ok(mappings),
+            Ok(Err(e)) => Err(Error::Internal(anyhow::anyhow!("reading indicator field mappings: {e}"))),
+            Err(_) => Err(Error::Unavailable("mapping reader stopped".into())),
+        }
+    }
+
+    async fn persist(&self, alert: PreparedAlert) -> Result<IngestResponse, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(WriteRequest { alert, reply })
+            .await
+            .map_err(|_| Error::Unavailable("ingest writer stopped".into()))?;
+        answer.await.map_err(|_| Error::Unavailable("ingest writer stopped".into()))?
+    }
+}
+
+/// Reads the mappings for every request waiting when the read starts. Each of them arrived before
+/// the read began, so it sees every mapping change committed before its alert arrived — the same
+/// guarantee as a read per alert, at one read per batch.
+async fn mapping_reader(state: AppState, mut waiting: mpsc::UnboundedReceiver<MappingsReply>) {
+    let mut batch = Vec::new();
+    while waiting.recv_many(&mut batch, WRITE_QUEUE).await > 0 {
+        let result = crate::mappings::all_active_mappings(&state.db).await.map(Arc::new).map_err(Arc::new);
+        for reply in batch.drain(..) {
+            let _ = reply.send(result.clone());
+        }
+    }
+}
+
+/// Takes every waiting request (up to `MAX_BATCH`) and persists them together.
+async fn writer(state: AppState, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<WriteRequest>>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if queue.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let requests: Vec<WriteRequest> = std::mem::take(&mut batch);
+        let alerts: Vec<&PreparedAlert> = requests.iter().map(|r| &r.alert).collect();
+        match persist_batch(&state, &alerts).await {
+            Ok(responses) => {
+                for (request, response) in requests.into_iter().zip(responses) {
+                    let _ = request.reply.send(Ok(response));
+                }
+            }
+            Err(e) if requests.len() == 1 => {
+                if let Some(request) = requests.into_iter().next() {
+                    let _ = request.reply.send(Err(e));
+                }
+            }
+            Err(e) => {
+                // One bad alert must not fail the others: retry each on its own.
+                tracing::warn!(error = %e, alerts = requests.len(), "ingest batch failed; writing its alerts one by one");
+                for request in requests {
+                    let result = persist_batch(&state, &[&request.alert]).await.map(|mut one| one.remove(0));
+                    let _ = request.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// Where a request's alert went.
+enum Fate {
+    /// Inserted as `new[index]`.
+    New(usize),
+    /// Counted as the `ordinal`-th duplicate of this batch against a stored alert.
+    DuplicateOfStored { alert_id: i64, uuid: Uuid, ordinal: i32 },
+    /// Counted as the `ordinal`-th duplicate of `new[index]`, inserted by this batch.
+    DuplicateOfNew { index: usize, ordinal: i32 },
+}
+
+/// Persists `alerts` in one transaction and returns each one's response, in order. Dedup is exact:
+/// the fingerprints are locked (PostgreSQL; SQLite has one writer), the most recent stored alert
+/// of each is looked up once, and duplicates inside the batch count against the batch's first
+/// alert of that fingerprint.
+async fn persist_batch(state: &AppState, alerts: &[&PreparedAlert]) -> Result<Vec<IngestResponse>, Error> {
+    let window = state.settings.alert_dedup_window_hours;
+    let mut tx = state.db.begin().await?;
+    let mut stored: HashMap<String, (i64, Uuid)> = HashMap::new();
+    if window > 0 {
+        let mut fingerprints: Vec<&str> = alerts.iter().map(|a| a.fingerprint.as_str()).collect();
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        lock_keys(&mut tx, &fingerprints).await?;
+        let since = chrono::Utc::now() - chrono::Duration::hours(window);
+        for latest in alerts::latest_by_fingerprints(&mut tx, &fingerprints, since).await? {
+            stored.insert(latest.fingerprint, (latest.id, latest.uuid));
+        }
+    }
+
+    // Decide each request's fate in arrival order.
+    let mut fates = Vec::with_capacity(alerts.len());
+    let mut new: Vec<&PreparedAlert> = Vec::new();
+    let mut new_duplicates: Vec<i32> = Vec::new();
+    let mut stored_duplicates: HashMap<i64, i32> = HashMap::new();
+    let mut first_new_of: HashMap<&str, usize> = HashMap::new();
+    for alert in alerts {
+        let fingerprint = alert.fingerprint.as_str();
+        let fate = if window <= 0 {
+            None
+        } else if let Some((alert_id, uuid)) = stored.get(fingerprint) {
+            let count = stored_duplicates.entry(*alert_id).or_insert(0);
+            *count += 1;
+            Some(Fate::DuplicateOfStored { alert_id: *alert_id, uuid: *uuid, ordinal: *count })
+        } else if let Some(index) = first_new_of.get(fingerprint) {
+            new_duplicates[*index] += 1;
+            Some(Fate::DuplicateOfNew { index: *index, ordinal: new_duplicates[*index] })
+        } else {
+            None
+        };
+        fates.push(fate.unwrap_or_else(|| {
+            first_new_of.insert(fingerprint, new.len());
+            new.push(alert);
+            new_duplicates.push(0);
+            Fate::New(new.len() - 1)
+        }));
+    }
+
+    // Duplicates of stored alerts: one UPDATE per alert, returning the count after this batch.
+    let mut stored_totals: HashMap<i64, i32> = HashMap::new();
+    for (alert_id, count) in &stored_duplicates {
+        let total = alerts::absorb_duplicates(&mut tx, *alert_id, *count).await?.ok_or_else(|| {
+            // Deleted after the lookup (the lock covers ingest, not deletes): the retry of each
+            // request on its own looks again and finds no alert to count against.
+            Error::Internal(anyhow::anyhow!("alert {alert_id} vanished during dedup"))
+        })?;
+        stored_totals.insert(*alert_id, total);
+    }
+
+    // New alerts, their rules, jobs and events.
+    let rule_refs: Vec<(&str, &str)> =
+        new.iter().filter_map(|a| a.detection_rule_ref.as_deref().map(|r| (a.source_name, r))).collect();
+    let rule_ids = crate::rules::store::find_or_create_stubs(&mut tx, &rule_refs).await?;
+    let rows: Vec<alerts::NewAlert> = new
+        .iter()
+        .zip(&new_duplicates)
+        .map(|(alert, duplicates)| alerts::NewAlert {
+            uuid: Uuid::new_v4(),
+            title: &alert.normalized.title,
+            description: alert.normalized.description.as_deref(),
+            severity: alert.normalized.severity.as_str(),
+            source_name: alert.source_name,
+            occurred_at: alert.normalized.occurred_at,
+            raw_payload: &alert.raw,
+            tags: &alert.normalized.tags,
+            fingerprint: &alert.fingerprint,
+            detection_rule_id: alert
+                .detection_rule_ref
+                .as_ref()
+                .and_then(|r| rule_ids.get(&(alert.source_name.to_owned(), r.clone())).copied()),
+            duplicate_count: *duplicates,
+        })
+        .collect();
+    let new_ids = alerts::insert_many(&mut tx, &rows).await?;
+    let jobs: Vec<NewJob> = new_ids.iter().map(|id| enrichment_job(state, *id)).collect();
+    jobs::store::enqueue_many(&mut tx, &jobs).await?;
+
+    let mut events = Vec::with_capacity(alerts.len());
+    let mut responses = Vec::with_capacity(alerts.len());
+    for (alert, fate) in alerts.iter().zip(&fates) {
+        let (alert_id, uuid, duplicate_count) = match *fate {
+            Fate::New(index) => {
+                let references =
+                    json!({"source_name": alert.source_name, "severity": alert.normalized.severity.as_str(), "title": alert.normalized.title});
+                events.push(NewEvent::for_alert(types::ALERT_INGESTED, &alert.actor, new_ids[index], references));
+                responses.push(IngestResponse { alert_uuid: rows[index].uuid, status: "queued", is_duplicate: false, duplicate_count: None });
+                continue;
+            }
+            Fate::DuplicateOfStored { alert_id, uuid, ordinal } => {
+                (alert_id, uuid, stored_totals[&alert_id] - stored_duplicates[&alert_id] + ordinal)
+            }
+            Fate::DuplicateOfNew { index, ordinal } => (new_ids[index], rows[index].uuid, ordinal),
+        };
+        let references = json!({
+            "fingerprint": alert.fingerprint, "duplicate_count": duplicate_count,
+            "source_name": alert.source_name, "title": alert.normalized.title,
+        });
+        events.push(NewEvent::for_alert(types::ALERT_DEDUPLICATED, &alert.actor, alert_id, references));
+        responses.push(IngestResponse { alert_uuid: uuid, status: "deduplicated", is_duplicate: true, duplicate_count: Some(duplicate_count) });
+    }
+    activity::record_all(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(responses)
 }

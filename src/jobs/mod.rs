@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +30,19 @@ impl<E: std::fmt::Display> From<E> for JobError {
     }
 }
 
-pub type Handler = fn(AppState, Value) -> BoxFuture<'static, Result<(), JobError>>;
+/// A batch of one task's jobs, claimed together by `worker`.
+pub struct Claimed {
+    pub worker: String,
+    pub jobs: Vec<store::JobRow>,
+}
+
+/// What became of one job of a batch: `Ok` when the handler marked it succeeded in the
+/// transaction that committed its work (`store::succeed_in`), else the error for the runner to
+/// record (another attempt after the backoff, or failed).
+pub type Outcome = (i64, Result<(), JobError>);
+
+/// Runs a batch of its task's jobs and reports every job's outcome.
+pub type Handler = fn(AppState, Claimed) -> BoxFuture<'static, Vec<Outcome>>;
 
 pub struct Task {
     pub name: &'static str,
@@ -44,7 +55,7 @@ pub fn tasks() -> &'static [Task] {
     static TASKS: &[Task] = &[Task {
         name: ENRICH_ALERT,
         queue: "enrichment",
-        handler: |state, payload| Box::pin(crate::ingest::pipeline::enrich_alert(state, payload)),
+        handler: |state, claimed| Box::pin(crate::ingest::pipeline::enrich_alerts(state, claimed)),
     }];
     TASKS
 }
@@ -114,20 +125,25 @@ async fn reaper(state: AppState, shutdown: CancellationToken) {
     }
 }
 
+/// Jobs a worker claims at once: their writes share transactions (the claim, then the work and
+/// the success marks), which is what lets the queue keep up with group-committed ingest.
+const CLAIM_BATCH: usize = 64;
+
 async fn worker_loop(state: AppState, worker: String, shutdown: CancellationToken) {
     let queues = queues();
     let lease = Duration::from_secs(state.settings.queue_lease_seconds.max(10));
     let poll = Duration::from_millis(state.settings.queue_poll_interval_ms.max(10));
     while !shutdown.is_cancelled() {
-        match store::claim(&state.db, &worker, &queues, lease).await {
-            Ok(Some(job)) => {
+        match store::claim(&state.db, &worker, &queues, lease, CLAIM_BATCH).await {
+            Ok(jobs) if !jobs.is_empty() => {
                 if shutdown.is_cancelled() {
-                    let _ = store::release(&state.db, job.id, &worker).await;
+                    let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
+                    let _ = store::release(&state.db, &ids, &worker).await;
                     break;
                 }
-                run_job(&state, &worker, job, lease).await;
+                run_jobs(&state, &worker, jobs, lease).await;
             }
-            Ok(None) => {
+            Ok(_) => {
                 tokio::select! {
                     _ = state.wakeup.wait() => {}
                     _ = tokio::time::sleep(poll) => {}
@@ -145,31 +161,45 @@ async fn worker_loop(state: AppState, worker: String, shutdown: CancellationToke
     }
 }
 
-async fn run_job(state: &AppState, worker: &str, job: store::JobRow, lease: Duration) {
-    let Some(task) = tasks().iter().find(|t| t.name == job.task) else {
-        let _ = store::fail(&state.db, &job, worker, &format!("unknown task '{}'", job.task), false).await;
-        return;
-    };
-    // The handler runs in its own task (a panic is contained) and within the lease.
-    let handle = tokio::spawn((task.handler)(state.clone(), job.payload.0.clone()));
-    let outcome = match tokio::time::timeout(lease.saturating_sub(Duration::from_secs(5)), handle).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join_error)) => Err(JobError::Fatal(format!("handler panicked: {join_error}"))),
-        Err(_) => Err(JobError::Retry("handler exceeded its lease".into())),
-    };
-    let recorded = match &outcome {
-        Ok(()) => store::succeed(&state.db, job.id, worker).await,
-        Err(JobError::Retry(msg)) => {
-            tracing::warn!(task = job.task, job = %job.uuid, attempt = job.attempts, error = %msg, "job failed; will retry if attempts remain");
-            store::fail(&state.db, &job, worker, msg, true).await
+/// Runs claimed jobs, one handler call per task, and records the failures.
+async fn run_jobs(state: &AppState, worker: &str, jobs: Vec<store::JobRow>, lease: Duration) {
+    let mut by_task: std::collections::BTreeMap<String, Vec<store::JobRow>> = Default::default();
+    for job in jobs {
+        by_task.entry(job.task.clone()).or_default().push(job);
+    }
+    for (task_name, jobs) in by_task {
+        let Some(task) = tasks().iter().find(|t| t.name == task_name) else {
+            for job in &jobs {
+                let _ = store::fail(&state.db, job, worker, &format!("unknown task '{task_name}'"), false).await;
+            }
+            continue;
+        };
+        let rows: std::collections::HashMap<i64, store::JobRow> = jobs.iter().map(|job| (job.id, job.clone())).collect();
+        // The handler runs in its own task (a panic is contained) and within the lease.
+        let handle = tokio::spawn((task.handler)(state.clone(), Claimed { worker: worker.to_owned(), jobs }));
+        let outcomes: Vec<Outcome> = match tokio::time::timeout(lease.saturating_sub(Duration::from_secs(5)), handle).await {
+            Ok(Ok(outcomes)) => outcomes,
+            Ok(Err(join_error)) => {
+                rows.keys().map(|id| (*id, Err(JobError::Fatal(format!("handler panicked: {join_error}"))))).collect()
+            }
+            Err(_) => rows.keys().map(|id| (*id, Err(JobError::Retry("handler exceeded its lease".into())))).collect(),
+        };
+        for (job_id, outcome) in outcomes {
+            let (Err(error), Some(job)) = (outcome, rows.get(&job_id)) else { continue };
+            let recorded = match &error {
+                JobError::Retry(msg) => {
+                    tracing::warn!(task = job.task, job = %job.uuid, attempt = job.attempts, error = %msg, "job failed; will retry if attempts remain");
+                    store::fail(&state.db, job, worker, msg, true).await
+                }
+                JobError::Fatal(msg) => {
+                    tracing::error!(task = job.task, job = %job.uuid, error = %msg, "job failed permanently");
+                    store::fail(&state.db, job, worker, msg, false).await
+                }
+            };
+            if let Err(e) = recorded {
+                // The lease will expire and another worker will pick the job up again.
+                tracing::warn!(error = %e, job = %job.uuid, "could not record job outcome");
+            }
         }
-        Err(JobError::Fatal(msg)) => {
-            tracing::error!(task = job.task, job = %job.uuid, error = %msg, "job failed permanently");
-            store::fail(&state.db, &job, worker, msg, false).await
-        }
-    };
-    if let Err(e) = recorded {
-        // The lease will expire and another worker will pick the job up again.
-        tracing::warn!(error = %e, job = %job.uuid, "could not record job outcome");
     }
 }

@@ -182,10 +182,17 @@ struct ActiveRow {
 /// `normalized` nor `raw_payload` are never selected by a pass, so they are left out here.
 /// Read from the database on every call: API changes apply to the next alert.
 pub async fn active_mappings(db: &Db, source_name: &str) -> sqlx::Result<Vec<FieldMapping>> {
+    let mut mappings = all_active_mappings(db).await?;
+    mappings.retain(|mapping| mapping.applies_to(source_name));
+    Ok(mappings)
+}
+
+/// The active mappings of every source, in creation order: one read serves a whole batch of
+/// alerts from different sources (the extraction passes pick the rows that apply to each).
+pub async fn all_active_mappings(db: &Db) -> sqlx::Result<Vec<FieldMapping>> {
     let rows = with_db!(db, p => sqlx::query_as::<_, ActiveRow>(
         "SELECT source_name, field_path, indicator_type, extraction_target FROM indicator_field_mappings \
-         WHERE is_active = TRUE AND (source_name IS NULL OR source_name = $1) ORDER BY created_at ASC, id ASC")
-        .bind(source_name)
+         WHERE is_active = TRUE ORDER BY created_at ASC, id ASC")
         .fetch_all(p)
         .await)?;
     Ok(rows

@@ -9,22 +9,66 @@ use crate::db::{Db, Json, Tx, now};
 use crate::http::query::SortOrder;
 use crate::{with_db, with_tx};
 
-/// The id of the rule `(source_name, source_rule_id)`, creating an active stub named after the
-/// reference when none exists. Runs in the ingest transaction.
-pub async fn find_or_create_stub(tx: &mut Tx, source_name: &str, rule_ref: &str) -> sqlx::Result<i64> {
-    let existing: Option<i64> = with_tx!(tx, c => sqlx::query_scalar(
-        "SELECT id FROM detection_rules WHERE source_name = $1 AND source_rule_id = $2 ORDER BY id LIMIT 1")
-        .bind(source_name).bind(rule_ref).fetch_optional(c).await)?;
-    if let Some(id) = existing {
-        return Ok(id);
+/// The id of each rule `(source_name, source_rule_id)` in `refs`, creating an active stub named
+/// after the reference when none exists (the oldest row wins when several match). Runs in the
+/// ingest transaction: one SELECT for the whole batch, one multi-row INSERT for the missing ones.
+pub async fn find_or_create_stubs(
+    tx: &mut Tx,
+    refs: &[(&str, &str)],
+) -> sqlx::Result<std::collections::HashMap<(String, String), i64>> {
+    let mut wanted: Vec<(&str, &str)> = refs.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut ids = std::collections::HashMap::new();
+    if wanted.is_empty() {
+        return Ok(ids);
     }
-    let empty: Json<Vec<String>> = Json(Vec::new());
-    let at = now();
-    with_tx!(tx, c => sqlx::query_scalar(
+    let conditions: Vec<String> =
+        (0..wanted.len()).map(|i| format!("(source_name = ${} AND source_rule_id = ${})", 2 * i + 1, 2 * i + 2)).collect();
+    let sql = format!(
+        "SELECT id, source_name, source_rule_id FROM detection_rules WHERE {} ORDER BY id",
+        conditions.join(" OR ")
+    );
+    let existing: Vec<(i64, String, String)> = with_tx!(tx, c => {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for (source_name, rule_ref) in &wanted {
+            query = query.bind(*source_name).bind(*rule_ref);
+        }
+        query.fetch_all(c).await
+    })?;
+    for (id, source_name, rule_ref) in existing {
+        ids.entry((source_name, rule_ref)).or_insert(id);
+    }
+    let missing: Vec<(&str, &str)> =
+        wanted.into_iter().filter(|(s, r)| !ids.contains_key(&((*s).to_owned(), (*r).to_owned()))).collect();
+    if missing.is_empty() {
+        return Ok(ids);
+    }
+    // $1 = empty JSON list, $2 = timestamp, then (uuid, reference, source) per row.
+    let rows: Vec<String> = (0..missing.len())
+        .map(|i| {
+            let (uuid, reference, source) = (3 * i + 3, 3 * i + 4, 3 * i + 5);
+            format!("(${uuid}, ${reference}, ${reference}, ${source}, TRUE, $1, $1, $1, $1, FALSE, $2, $2)")
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO detection_rules (uuid, name, source_rule_id, source_name, is_active, mitre_tactics, \
          mitre_techniques, mitre_subtechniques, data_sources, is_system, created_at, updated_at) \
-         VALUES ($1, $2, $2, $3, TRUE, $4, $4, $4, $4, FALSE, $5, $5) RETURNING id")
-        .bind(Uuid::new_v4()).bind(rule_ref).bind(source_name).bind(&empty).bind(at).fetch_one(c).await)
+         VALUES {} RETURNING id, source_name, source_rule_id",
+        rows.join(", ")
+    );
+    let empty: Json<Vec<String>> = Json(Vec::new());
+    let created: Vec<(i64, String, String)> = with_tx!(tx, c => {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&empty).bind(now());
+        for (source_name, rule_ref) in &missing {
+            query = query.bind(Uuid::new_v4()).bind(*rule_ref).bind(*source_name);
+        }
+        query.fetch_all(c).await
+    })?;
+    for (id, source_name, rule_ref) in created {
+        ids.insert((source_name, rule_ref), id);
+    }
+    Ok(ids)
 }
 
 #[derive(Debug, Clone, FromRow)]
