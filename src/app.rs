@@ -67,7 +67,7 @@ pub async fn build_state(settings: Settings, db: Db) -> anyhow::Result<AppState>
         Duration::from_secs(settings.auth_cache_refresh_seconds),
         Duration::from_secs(settings.auth_cache_ttl_seconds),
     );
-    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), enricher }))
+    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), enricher, ingest: Default::default() }))
 }
 
 /// On the first start of a database with no API key at all, creates one admin key and prints it

@@ -24,6 +24,8 @@ pub struct Inner {
     pub wakeup: crate::jobs::Wakeup,
     /// Providers, their cache and circuit breakers.
     pub enricher: crate::enrich::Enricher,
+    /// The ingest writer tasks and mapping reader, started by the first ingest.
+    pub ingest: std::sync::OnceLock<crate::ingest::service::IngestServices>,
 }
 
 impl std::ops::Deref for AppState {

@@ -10,7 +10,7 @@
 //! fails alone.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -114,25 +114,19 @@ fn writer_count(db: &Db) -> usize {
     }
 }
 
-/// This process's ingest writer and mapping reader for one `AppState`, started on first use.
+/// This process's ingest writer and mapping reader, started on first use and held by `AppState`.
 #[derive(Clone)]
-struct IngestServices {
+pub struct IngestServices {
     writes: mpsc::Sender<WriteRequest>,
     mapping_reads: mpsc::UnboundedSender<MappingsReply>,
 }
 
-/// Keyed by the address of the state they serve. Their tasks hold a clone of that state, so the
-/// address cannot be reused by another state while they run; if their runtime ended, the closed
-/// channels say so and they are started again.
-static SERVICES: LazyLock<std::sync::Mutex<HashMap<usize, IngestServices>>> = LazyLock::new(Default::default);
-
 impl IngestServices {
     fn of(state: &AppState) -> Self {
-        let key = &**state as *const crate::state::Inner as usize;
-        let mut all = SERVICES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(services) = all.get(&key).filter(|s| !s.writes.is_closed() && !s.mapping_reads.is_closed()) {
-            return services.clone();
-        }
+        state.ingest.get_or_init(|| Self::start(state)).clone()
+    }
+
+    fn start(state: &AppState) -> Self {
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let queue = Arc::new(tokio::sync::Mutex::new(queue));
         for _ in 0..writer_count(&state.db) {
@@ -140,9 +134,7 @@ impl IngestServices {
         }
         let (mapping_reads, waiting) = mpsc::unbounded_channel();
         tokio::spawn(mapping_reader(state.clone(), waiting));
-        let services = IngestServices { writes, mapping_reads };
-        all.insert(key, services.clone());
-        services
+        IngestServices { writes, mapping_reads }
     }
 
     async fn current_mappings(&self) -> Result<Arc<Vec<FieldMapping>>, Error> {
