@@ -100,7 +100,7 @@ struct WriteRequest {
 type MappingsReply = oneshot::Sender<Result<Arc<Vec<FieldMapping>>, Arc<sqlx::Error>>>;
 
 /// Requests one ingest transaction persists at most.
-pub const MAX_BATCH: usize = 64;
+pub const MAX_BATCH: usize = 128;
 
 /// Requests waiting for a writer before senders wait too (back-pressure).
 const WRITE_QUEUE: usize = 4096;
