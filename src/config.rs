@@ -120,8 +120,9 @@ pub struct Settings {
     pub enrichment_breaker_failures: u32,
     /// How long an open circuit stays open before one trial call (seconds).
     pub enrichment_breaker_cooldown_seconds: u64,
-    /// Most cached enrichment results kept per process (oldest evicted first).
-    pub enrichment_cache_max_entries: u64,
+    /// Memory for cached enrichment results per process, by their serialized size (MiB); least
+    /// recently used evicted first.
+    pub enrichment_cache_max_mb: u64,
     /// How often a process re-checks provider / extraction rows changed by another process (ms).
     pub enrichment_registry_refresh_ms: u64,
     /// Credentials of the builtin providers, used when a provider has no stored auth_config.
@@ -196,7 +197,7 @@ impl Default for Settings {
             enrichment_mock_mode: false,
             enrichment_breaker_failures: 5,
             enrichment_breaker_cooldown_seconds: 30,
-            enrichment_cache_max_entries: 100_000,
+            enrichment_cache_max_mb: 64,
             enrichment_registry_refresh_ms: 1000,
             virustotal_api_key: None,
             abuseipdb_api_key: None,

@@ -1,7 +1,8 @@
 //! The per-process result cache: successful results only, keyed by (provider, provider version,
 //! indicator type, value), each entry living for its provider's TTL for that type, bounded in
-//! size (least recently used evicted first) so a flood of unique indicators cannot grow memory
-//! without limit (Calseta's cache had no bound).
+//! bytes (each entry weighed by its serialized size; least recently used evicted first) so
+//! neither a flood of unique indicators nor a few huge vendor responses can grow memory without
+//! limit (Calseta's cache had no bound).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +25,12 @@ pub struct Key {
 pub struct Entry {
     pub result: EnrichmentResult,
     ttl: Duration,
+    /// Serialized size plus a fixed overhead: the cache's unit of capacity.
+    weight: u32,
 }
+
+/// Bookkeeping per entry on top of the serialized result (key, map nodes, Arc).
+const ENTRY_OVERHEAD_BYTES: usize = 256;
 
 struct PerEntryTtl;
 
@@ -38,8 +44,14 @@ impl Expiry<Key, Arc<Entry>> for PerEntryTtl {
 pub struct ResultCache(Cache<Key, Arc<Entry>>);
 
 impl ResultCache {
-    pub fn new(max_entries: u64) -> Self {
-        ResultCache(Cache::builder().max_capacity(max_entries.max(1)).expire_after(PerEntryTtl).build())
+    pub fn new(max_bytes: u64) -> Self {
+        ResultCache(
+            Cache::builder()
+                .max_capacity(max_bytes.max(1))
+                .weigher(|key: &Key, entry: &Arc<Entry>| entry.weight.saturating_add((key.value.len() + key.provider.len()) as u32))
+                .expire_after(PerEntryTtl)
+                .build(),
+        )
     }
 
     pub fn get(&self, key: &Key) -> Option<EnrichmentResult> {
@@ -49,7 +61,9 @@ impl ResultCache {
     /// Stores a successful result; anything else is not cached (a failure is retried next time).
     pub fn put(&self, key: Key, result: &EnrichmentResult, ttl: Duration) {
         if result.success && !ttl.is_zero() {
-            self.0.insert(key, Arc::new(Entry { result: result.clone(), ttl }));
+            let size = serde_json::to_vec(result).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+            let weight = u32::try_from(size.saturating_add(ENTRY_OVERHEAD_BYTES)).unwrap_or(u32::MAX);
+            self.0.insert(key, Arc::new(Entry { result: result.clone(), ttl, weight }));
         }
     }
 }
@@ -65,7 +79,7 @@ mod tests {
 
     #[test]
     fn only_successes_and_per_entry_ttl() {
-        let cache = ResultCache::new(100);
+        let cache = ResultCache::new(1024 * 1024);
         let ok = EnrichmentResult::success("p", Map::new(), json!({}));
         cache.put(key("a"), &ok, Duration::from_secs(60));
         cache.put(key("b"), &EnrichmentResult::failed("p", "x"), Duration::from_secs(60));
@@ -77,5 +91,17 @@ mod tests {
         assert!(cache.get(&key("a")).is_some());
         let other_version = Key { version: 2, ..key("a") };
         assert_eq!(cache.get(&other_version), None);
+    }
+
+    #[test]
+    fn bounded_by_bytes() {
+        let cache = ResultCache::new(64 * 1024);
+        let big = EnrichmentResult::success("p", Map::new(), json!({"blob": "x".repeat(20_000)}));
+        for i in 0..20 {
+            cache.put(key(&format!("v{i}")), &big, Duration::from_secs(60));
+        }
+        cache.0.run_pending_tasks();
+        assert!(cache.0.weighted_size() <= 64 * 1024, "{}", cache.0.weighted_size());
+        assert!(cache.0.entry_count() <= 3, "{}", cache.0.entry_count());
     }
 }

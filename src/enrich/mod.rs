@@ -124,7 +124,7 @@ impl Enricher {
         Ok(Enricher(Arc::new(Inner {
             egress: Egress::from_settings(settings)?,
             registry: Registry::new(settings),
-            cache: cache::ResultCache::new(settings.enrichment_cache_max_entries),
+            cache: cache::ResultCache::new(settings.enrichment_cache_max_mb.saturating_mul(1024 * 1024)),
             breakers: breaker::Breakers::new(
                 settings.enrichment_breaker_failures,
                 Duration::from_secs(settings.enrichment_breaker_cooldown_seconds),
