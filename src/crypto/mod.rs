@@ -266,6 +266,18 @@ pub fn open_json(cipher: &Cipher, stored: &Value) -> Result<Map<String, Value>, 
     }
 }
 
+/// The configured cipher, or the 400 that tells the operator to set the key (every route that
+/// stores a secret answers the same).
+pub fn require_cipher(cipher: Option<&Cipher>) -> Result<&Cipher, crate::error::Error> {
+    cipher.ok_or_else(|| {
+        crate::error::Error::bad_request(
+            "ENCRYPTION_NOT_CONFIGURED",
+            "ENCRYPTION_KEY must be set to store auth_config securely. \
+             Set ENCRYPTION_KEY in your environment and restart the service.",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,14 +476,3 @@ mod tests {
     }
 }
 
-/// The configured cipher, or the 400 that tells the operator to set the key (every route that
-/// stores a secret answers the same).
-pub fn require_cipher(cipher: Option<&Cipher>) -> Result<&Cipher, crate::error::Error> {
-    cipher.ok_or_else(|| {
-        crate::error::Error::bad_request(
-            "ENCRYPTION_NOT_CONFIGURED",
-            "ENCRYPTION_KEY must be set to store auth_config securely. \
-             Set ENCRYPTION_KEY in your environment and restart the service.",
-        )
-    })
-}
