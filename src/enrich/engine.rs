@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::config::Step;
 use super::registry::Provider;
 use super::template::{self, Mode, TemplateContext};
 use super::{extract, malice, redact};
@@ -144,26 +143,16 @@ pub async fn run(
     for (index, step) in config.steps.iter().enumerate() {
         let ctx = TemplateContext { indicator_type, indicator_value, auth: credentials, steps: &recorded };
         let url_template = if index == 0 { config.url_templates_by_type.get(indicator_type).unwrap_or(&step.url) } else { &step.url };
-        let url = with_query(&template::render(url_template, &ctx, Mode::Url), step, &ctx);
-        let headers: Vec<(String, String)> = step
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), text_of(&template::render_value(v, &ctx, Mode::Text))))
-            .collect();
+        // Every template is rendered once; the debug copy (test endpoint only) masks the results.
+        let query = step.query_params.as_ref().map(|params| render_pairs(params, &ctx));
+        let url = with_query(template::render(url_template, &ctx, Mode::Url), query.as_deref());
+        let headers = render_pairs(&step.headers, &ctx);
         let body = if let Some(json_body) = &step.json_body {
             egress::Body::Json(template::render_value(json_body, &ctx, Mode::Text))
         } else if let Some(form) = &step.form_body {
-            egress::Body::Form(form.iter().map(|(k, v)| (k.clone(), text_of(&template::render_value(v, &ctx, Mode::Text)))).collect())
+            egress::Body::Form(render_pairs(form, &ctx))
         } else {
             egress::Body::Empty
-        };
-        let query_for_debug = step.query_params.as_ref().map(|q| {
-            q.iter().map(|(k, v)| (k.clone(), Value::String(redact::mask_credentials_in(&text_of(&template::render_value(v, &ctx, Mode::Text)), &secrets)))).collect::<Map<_, _>>()
-        });
-        let body_for_debug = match &body {
-            egress::Body::Json(v) => Some(redact::mask_value(v, &secrets)),
-            egress::Body::Form(pairs) => Some(redact::mask_value(&Value::Object(pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()), &secrets)),
-            egress::Body::Empty => None,
         };
         let mut entry = capture.then(|| StepDebug {
             step_name: step.name.clone(),
@@ -172,8 +161,17 @@ pub async fn run(
             request_method: step.method.to_string(),
             request_url: redact::mask_credentials_in(url.split('?').next().unwrap_or(&url), &secrets),
             request_headers: redact::mask_headers(&headers, &secrets),
-            request_query_params: query_for_debug,
-            request_body: body_for_debug,
+            request_query_params: query.as_ref().map(|pairs| {
+                pairs.iter().map(|(k, v)| (k.clone(), Value::String(redact::mask_credentials_in(v, &secrets)))).collect()
+            }),
+            request_body: match &body {
+                egress::Body::Json(v) => Some(redact::mask_value(v, &secrets)),
+                egress::Body::Form(pairs) => {
+                    let form = pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+                    Some(redact::mask_value(&Value::Object(form), &secrets))
+                }
+                egress::Body::Empty => None,
+            },
             response_status_code: None,
             response_headers: None,
             response_body: None,
@@ -276,18 +274,17 @@ fn finish(result: EnrichmentResult, steps: Vec<StepDebug>, trouble: Option<Troub
     Run { result, steps, trouble }
 }
 
-/// Appends the step's templated query parameters to the URL (values form-encoded).
-fn with_query(url: &str, step: &Step, ctx: &TemplateContext<'_>) -> String {
-    let Some(params) = &step.query_params else { return url.to_owned() };
-    if params.is_empty() {
-        return url.to_owned();
-    }
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (key, value) in params {
-        query.append_pair(key, &text_of(&template::render_value(value, ctx, Mode::Text)));
-    }
+/// Appends rendered query parameters to the URL (values form-encoded).
+fn with_query(url: String, query: Option<&[(String, String)]>) -> String {
+    let Some(pairs) = query.filter(|pairs| !pairs.is_empty()) else { return url };
+    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
     let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{}", query.finish())
+    format!("{url}{separator}{encoded}")
+}
+
+/// Headers, query parameters or form fields with their templates rendered as text.
+fn render_pairs(map: &Map<String, Value>, ctx: &TemplateContext<'_>) -> Vec<(String, String)> {
+    map.iter().map(|(k, v)| (k.clone(), text_of(&template::render_value(v, ctx, Mode::Text)))).collect()
 }
 
 /// A rendered template value as header/query/form text.

@@ -60,7 +60,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn is_indicator_type(value: &str) -> bool {
-    crate::ingest::IndicatorType::ALL.iter().any(|t| t.as_str() == value)
+    value.parse::<crate::ingest::IndicatorType>().is_ok()
 }
 
 fn collect(errors: Vec<FieldError>) -> Result<()> {
@@ -216,10 +216,7 @@ pub struct ProviderResponse {
 }
 
 fn provider_response(state: &AppState, row: ProviderRow) -> ProviderResponse {
-    let has_credentials =
-        row.auth_type == "no_auth" || !registry::credentials(&row, state.cipher.as_ref(), &state.settings).is_empty();
-    let has_mocks = row.mock_responses.as_ref().and_then(|m| m.0.as_object()).is_some_and(|m| !m.is_empty());
-    let is_configured = row.is_active && ((state.settings.enrichment_mock_mode && has_mocks) || has_credentials);
+    let (has_credentials, is_configured) = registry::readiness(&row, state.cipher.as_ref(), &state.settings);
     ProviderResponse {
         uuid: row.uuid,
         provider_name: row.provider_name,

@@ -76,9 +76,6 @@ impl Provider {
         mocks.get(indicator_type).or_else(|| mocks.get("default"))
     }
 
-    fn has_mocks(&self) -> bool {
-        self.row.mock_responses.as_ref().and_then(|m| m.0.as_object()).is_some_and(|m| !m.is_empty())
-    }
 }
 
 /// Resolves a provider's credentials at the moment of use: the sealed `auth_config` opened with
@@ -112,6 +109,16 @@ pub fn credentials(row: &ProviderRow, cipher: Option<&Cipher>, settings: &Settin
     from_settings
 }
 
+/// Whether a provider row has credentials, and whether it can run (`is_configured`): active, and
+/// either credentials or (mock mode) canned responses. Credentials are opened only to learn
+/// whether they exist; the values are dropped at once.
+pub fn readiness(row: &ProviderRow, cipher: Option<&Cipher>, settings: &Settings) -> (bool, bool) {
+    let has_credentials = row.auth_type == "no_auth" || !credentials(row, cipher, settings).is_empty();
+    let has_mocks = row.mock_responses.as_ref().and_then(|m| m.0.as_object()).is_some_and(|m| !m.is_empty());
+    let configured = row.is_active && ((settings.enrichment_mock_mode && has_mocks) || has_credentials);
+    (has_credentials, configured)
+}
+
 pub struct Snapshot {
     pub providers: Vec<Arc<Provider>>,
 }
@@ -139,7 +146,6 @@ pub struct Registry {
     /// Single-flight for the database check: one caller refreshes, the others wait for it.
     refreshing: Mutex<()>,
     refresh: Duration,
-    mock_mode: bool,
 }
 
 impl Registry {
@@ -152,7 +158,6 @@ impl Registry {
             }),
             refreshing: Mutex::new(()),
             refresh: Duration::from_millis(settings.enrichment_registry_refresh_ms),
-            mock_mode: settings.enrichment_mock_mode,
         }
     }
 
@@ -228,23 +233,20 @@ impl Registry {
                     .supported_indicator_types
                     .0
                     .iter()
-                    .filter(|t| crate::ingest::IndicatorType::ALL.iter().any(|k| k.as_str() == t.as_str()))
+                    .filter(|t| t.parse::<crate::ingest::IndicatorType>().is_ok())
                     .cloned()
                     .collect();
-                // Opened here only to learn whether credentials exist; the values are dropped at
-                // once and opened again when a call needs them.
-                let has_credentials = row.auth_type == "no_auth" || !credentials(&row, cipher, settings).is_empty();
-                let mut provider = Provider {
+                let (has_credentials, configured) = readiness(&row, cipher, settings);
+                let provider = Provider {
                     extractions: extractions.remove(&row.provider_name).unwrap_or_default(),
                     version: row.updated_at.timestamp_micros(),
                     http_config,
                     malice_rules,
                     supported_types,
                     has_credentials,
-                    configured: false,
+                    configured,
                     row,
                 };
-                provider.configured = provider.row.is_active && ((self.mock_mode && provider.has_mocks()) || provider.has_credentials);
                 Arc::new(provider)
             })
             .collect();

@@ -119,6 +119,11 @@ async fn provider_crud_and_validation(backend: Backend) {
         (json!({"http_config": {"steps": [{"url": "http://2130706433/"}]}}), "SSRF"),
         (json!({"malice_rules": {"rules": [{"field": "a", "operator": "~=", "value": 1, "verdict": "Malicious"}]}}), "malice_rules"),
         (json!({"malice_rules": {"rules": [{"field": "a", "operator": ">", "value": 1, "verdict": "Evil"}]}}), "malice_rules"),
+        (json!({"supported_indicator_types": "ip"}), "supported_indicator_types"),
+        (json!({"http_config": "https://api.example.com/"}), "http_config"),
+        (json!({"http_config": {"steps": [{"url": "https://api.example.com/", "headers": {"X-Pad": "x".repeat(300_000)}}]}}), "http_config"),
+        (json!({"http_config": {"steps": [{"url": "https://api.example.com/", "headers": {"X-Bad": "a\r\nInjected: 1"}}]}}), "http_config"),
+        (json!({"is_builtin": true}), "is_builtin"),
     ];
     for (override_fields, needle) in bad_cases {
         let mut provider = vt_provider(&vendor, "another");
@@ -131,6 +136,13 @@ async fn provider_crud_and_validation(backend: Backend) {
     }
     assert_eq!(server.db_count("SELECT COUNT(*) FROM enrichment_providers WHERE provider_name = 'another'").await, 0);
     assert_eq!(vendor.canary.connections(), 0, "save-time vetting never connects");
+    let malformed = server.request(reqwest::Method::POST, "/v1/enrichment-providers", Some(&admin))
+        .header("content-type", "application/json").body("{\"provider_name\": ").send().await.unwrap();
+    let json = expect_error(malformed, 422, "VALIDATION_ERROR").await;
+    assert_eq!(json["error"]["details"]["errors"][0]["type"], "json_invalid", "malformed JSON, as FastAPI reports it");
+    let unknown = format!("/v1/enrichment-providers/{}/test", uuid::Uuid::new_v4());
+    expect_error(server.post_json(&unknown, &admin, &json!({"indicator_type": "ip", "indicator_value": "1.1.1.1"})).await, 404, "NOT_FOUND").await;
+    expect_error(server.post_json("/v1/enrichments", &admin, &json!({"type": "ip", "value": "x".repeat(3000)})).await, 422, "VALIDATION_ERROR").await;
 
     // Scopes: reads need enrichments:read, writes admin.
     expect_error(server.post_json("/v1/enrichment-providers", &reader, &vt_provider(&vendor, "x")).await, 403, "FORBIDDEN").await;
