@@ -87,7 +87,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Database(e) if is_constraint_violation(e) => StatusCode::CONFLICT,
+            Error::Database(e) if client_constraint_violation(e).is_some() => StatusCode::CONFLICT,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,9 +127,7 @@ impl Error {
                 json!({ "retry_after_seconds": retry_after_secs }),
             ),
             Error::Unavailable(m) => ("SERVICE_UNAVAILABLE", m.clone(), json!({})),
-            Error::Database(e) if is_constraint_violation(e) => {
-                ("CONFLICT", "The request conflicts with an existing resource.".into(), json!({}))
-            }
+            Error::Database(e) if let Some(message) = client_constraint_violation(e) => ("CONFLICT", message.into(), json!({})),
             Error::Database(_) | Error::Internal(_) => {
                 ("INTERNAL_ERROR", "An unexpected error occurred.".into(), json!({}))
             }
@@ -137,12 +135,65 @@ impl Error {
     }
 }
 
-/// Unique / foreign-key / check violations are the client's doing (a duplicate name, a dangling
-/// reference): they map to 409 rather than 500. Both drivers expose the kind portably.
-fn is_constraint_violation(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => !matches!(db.kind(), sqlx::error::ErrorKind::Other),
-        _ => false,
+/// Named unique constraints a client can run into, with the 409 message each deserves:
+/// (PostgreSQL constraint name, SQLite's `table.column[, table.column]` text, message).
+const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
+    ("uq_enrichment_provider_name", "enrichment_providers.provider_name", "An enrichment provider with this name already exists."),
+    (
+        "uq_enrichment_extraction_provider_type_path",
+        "enrichment_field_extractions.provider_name, enrichment_field_extractions.indicator_type, enrichment_field_extractions.source_path",
+        "A field extraction with this provider, indicator type and source path already exists.",
+    ),
+    ("uq_indicator_type_value", "indicators.type, indicators.value", "An indicator with this type and value already exists."),
+    ("uq_alert_indicator", "alert_indicators.alert_id, alert_indicators.indicator_id", "The indicator is already linked to the alert."),
+];
+
+/// The 409 message for a constraint violation the *client* caused: a unique value taken (named
+/// constraints get their own message) or a reference to a row that is gone. `None` for CHECK
+/// and NOT NULL violations: validation should have refused such input first, so reaching the
+/// database with it is our bug and stays a 500 (logged with its cause).
+pub fn client_constraint_violation(e: &sqlx::Error) -> Option<&'static str> {
+    let sqlx::Error::Database(db) = e else { return None };
+    match db.kind() {
+        sqlx::error::ErrorKind::UniqueViolation => {
+            let message = db.message();
+            let named = UNIQUE_CONSTRAINTS.iter().find(|(pg, sqlite, _)| {
+                db.constraint() == Some(*pg) || message.ends_with(&format!("constraint failed: {sqlite}"))
+            });
+            Some(named.map_or("The request conflicts with an existing resource.", |(_, _, m)| *m))
+        }
+        sqlx::error::ErrorKind::ForeignKeyViolation => Some("The request references a resource that does not exist (or no longer exists)."),
+        _ => None,
+    }
+}
+
+/// Collects the field errors of one validation pass, so a client learns every problem at once:
+/// `let mut errors = FieldErrors::default(); errors.check(…); errors.push(…); errors.finish()?`.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn push(&mut self, error: FieldError) -> &mut Self {
+        self.0.push(error);
+        self
+    }
+    /// Records the error of a check that failed; a passing check adds nothing.
+    pub fn check(&mut self, result: std::result::Result<(), FieldError>) -> &mut Self {
+        if let Err(e) = result {
+            self.0.push(e);
+        }
+        self
+    }
+    pub fn extend(&mut self, errors: impl IntoIterator<Item = FieldError>) -> &mut Self {
+        self.0.extend(errors);
+        self
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// `Ok` when nothing was recorded, else the 422 with every error.
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() { Ok(()) } else { Err(Error::Validation(self.0)) }
     }
 }
 

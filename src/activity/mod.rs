@@ -39,6 +39,9 @@ impl Actor {
     pub fn api(key_prefix: &str) -> Self {
         Actor { actor_type: "api", key_prefix: Some(key_prefix.to_owned()) }
     }
+    pub fn mcp(key_prefix: &str) -> Self {
+        Actor { actor_type: "mcp", key_prefix: Some(key_prefix.to_owned()) }
+    }
 }
 
 #[derive(Debug, Clone)]

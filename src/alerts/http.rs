@@ -3,13 +3,12 @@
 //! context. Reads need `alerts:read`, writes `alerts:write`; the scope is checked before any
 //! path, query or body validation (`Scoped`).
 
+use utoipa_axum::{router::OpenApiRouter, routes};
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -32,16 +31,16 @@ use crate::ingest::normalized::{IndicatorType, Severity};
 use crate::pagination::{Data, Page, Pagination};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/alerts", get(list_alerts).post(crate::ingest::http::ingest_programmatic))
-        .route("/v1/alerts/{alert_uuid}", get(get_alert).patch(patch_alert).delete(delete_alert))
-        .route("/v1/alerts/{alert_uuid}/findings", get(list_findings).post(add_finding))
-        .route("/v1/alerts/{alert_uuid}/indicators", get(list_alert_indicators).post(add_indicators))
-        .route("/v1/alerts/{alert_uuid}/activity", get(list_alert_activity))
-        .route("/v1/alerts/{alert_uuid}/relationship-graph", get(relationship_graph))
-        .route("/v1/alerts/{alert_uuid}/enrich", post(enrich_alert))
-        .route("/v1/alerts/{alert_uuid}/context", get(alert_context))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_alerts, crate::ingest::http::ingest_programmatic))
+        .routes(routes!(get_alert, patch_alert, delete_alert))
+        .routes(routes!(list_findings, add_finding))
+        .routes(routes!(list_alert_indicators, add_indicators))
+        .routes(routes!(list_alert_activity))
+        .routes(routes!(relationship_graph))
+        .routes(routes!(enrich_alert))
+        .routes(routes!(alert_context))
 }
 
 fn alert_not_found() -> Error {

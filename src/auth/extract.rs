@@ -7,23 +7,28 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::audit::{AuthFailureReason, auth_failure};
-use super::{AuthOutcome, Principal};
+use super::{AuthOutcome, KeyIdentity};
 use crate::error::Error;
 use crate::http::context::RequestContext;
 
 pub struct Auth {
-    pub principal: Arc<Principal>,
+    pub principal: Arc<KeyIdentity>,
     request: RequestContext,
 }
 
 impl std::ops::Deref for Auth {
-    type Target = Principal;
-    fn deref(&self) -> &Principal {
+    type Target = KeyIdentity;
+    fn deref(&self) -> &KeyIdentity {
         &self.principal
     }
 }
 
 impl Auth {
+    /// The service layer's view of this caller (a key over REST).
+    pub fn into_principal(self) -> super::Principal {
+        super::Principal::rest(self.principal, self.request)
+    }
+
     /// Passes when the key holds `admin` or any one of `scopes`.
     pub fn require(&self, scopes: &[&str]) -> Result<(), Error> {
         if scopes.iter().any(|s| self.principal.has_scope(s)) {

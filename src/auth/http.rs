@@ -1,11 +1,10 @@
 //! `/v1/api-keys`: create, list, get, patch, revoke. All require `admin`. The plaintext key is
 //! returned by create only; neither it nor its hash appears in any other response.
 
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,10 +17,10 @@ use crate::http::extract::{JsonBody, ValidPath, ValidQuery};
 use crate::pagination::{Data, Page, Pagination};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/api-keys", get(list_api_keys).post(create_api_key))
-        .route("/v1/api-keys/{key_uuid}", get(get_api_key).patch(update_api_key).delete(delete_api_key))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_api_keys, create_api_key))
+        .routes(routes!(get_api_key, update_api_key, delete_api_key))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod extract;
 pub mod http;
 pub mod keys;
+pub mod principal;
 pub mod scoped;
 
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ use crate::db::Db;
 use crate::error::Error;
 pub use audit::AuthFailureReason;
 pub use extract::Auth;
+pub use principal::{Channel, Principal};
+pub use scoped::Authorized;
 
 pub const KEY_PREFIX: &str = "cai_";
 /// Characters of the key shown for display, audit and logs (`cai_` + 4).
@@ -74,7 +77,7 @@ impl KeyType {
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
-pub struct Principal {
+pub struct KeyIdentity {
     pub key_id: i64,
     pub key_uuid: Uuid,
     pub key_prefix: String,
@@ -86,9 +89,9 @@ pub struct Principal {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-impl Principal {
+impl KeyIdentity {
     fn from_row(row: &keys::ApiKeyRow) -> Self {
-        Principal {
+        KeyIdentity {
             key_id: row.id,
             key_uuid: row.uuid,
             key_prefix: row.key_prefix.clone(),
@@ -151,12 +154,12 @@ fn well_formed(token: &str) -> bool {
 /// Result of resolving a request's `Authorization` header.
 #[derive(Debug, Clone)]
 pub enum AuthOutcome {
-    Authenticated(Arc<Principal>),
+    Authenticated(Arc<KeyIdentity>),
     Failed { reason: AuthFailureReason, key_prefix: Option<String> },
 }
 
 struct CachedKey {
-    principal: Arc<Principal>,
+    principal: Arc<KeyIdentity>,
     verified_at: Instant,
     refreshed_at: Instant,
     last_used_written: Instant,
@@ -250,7 +253,7 @@ impl Authenticator {
         if !verified {
             return failed(AuthFailureReason::InvalidKey, display_prefix);
         }
-        let principal = Arc::new(Principal::from_row(&row));
+        let principal = Arc::new(KeyIdentity::from_row(&row));
         if is_expired(&principal) {
             return failed(AuthFailureReason::KeyExpired, display_prefix);
         }
@@ -285,7 +288,7 @@ impl Authenticator {
         if needs_refresh {
             match keys::find_by_id(&self.db, principal.key_id).await? {
                 Some(row) if row.is_active => {
-                    principal = Arc::new(Principal::from_row(&row));
+                    principal = Arc::new(KeyIdentity::from_row(&row));
                     if let Some(entry) = self.cache.write().expect("auth cache poisoned").get_mut(cache_key) {
                         entry.principal = principal.clone();
                         entry.refreshed_at = Instant::now();
@@ -332,7 +335,7 @@ impl Authenticator {
     }
 }
 
-fn is_expired(principal: &Principal) -> bool {
+fn is_expired(principal: &KeyIdentity) -> bool {
     principal.expires_at.is_some_and(|at| at <= Utc::now())
 }
 

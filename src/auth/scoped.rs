@@ -58,3 +58,29 @@ impl<S: ScopeSet, St: Send + Sync> FromRequestParts<St> for Scoped<S> {
         Ok(Scoped { auth, scopes: PhantomData })
     }
 }
+
+/// The REST face of an operation's scope declaration: the caller, authenticated and already
+/// authorized for `O` (403 before any path, query or body validation). Hand `principal` to the
+/// service function, which checks `O` again for callers without an extractor.
+pub struct Authorized<O: crate::service::Operation> {
+    pub principal: super::Principal,
+    operation: PhantomData<O>,
+}
+
+impl<O: crate::service::Operation> std::ops::Deref for Authorized<O> {
+    type Target = super::Principal;
+    fn deref(&self) -> &super::Principal {
+        &self.principal
+    }
+}
+
+impl<O: crate::service::Operation, St: Send + Sync> FromRequestParts<St> for Authorized<O> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        let principal = auth.into_principal();
+        principal.authorize::<O>()?;
+        Ok(Authorized { principal, operation: PhantomData })
+    }
+}

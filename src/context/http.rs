@@ -6,11 +6,10 @@
 //! standard `details.errors` list rather than the validator's text as the message; malformed
 //! JSON is a 422, not a 500.
 
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -26,13 +25,10 @@ use crate::http::query::{SortOrder, comma_list, lenient_bool, parse_sort};
 use crate::pagination::{Data, Page, Pagination};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/context-documents", get(list_context_documents).post(create_context_document))
-        .route(
-            "/v1/context-documents/{doc_uuid}",
-            get(get_context_document).patch(update_context_document).delete(delete_context_document),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_context_documents, create_context_document))
+        .routes(routes!(get_context_document, update_context_document, delete_context_document))
 }
 
 const NOT_FOUND: &str = "Context document";

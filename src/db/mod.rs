@@ -11,6 +11,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+mod filter;
+
+pub use filter::{Bind, Filter, fetch_page};
 pub use sqlx::types::Json;
 
 /// This process's write connection to one SQLite file. The mutex around it is the write gate:

@@ -4,13 +4,12 @@
 //! provider recipe is validated and its URLs SSRF-vetted when saved; `auth_config` is sealed and
 //! never returned.
 
+use utoipa_axum::{router::OpenApiRouter, routes};
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -42,21 +41,18 @@ const AUTH_TYPES: &[&str] = &["no_auth", "api_key", "api_token", "bearer", "basi
 const BUILTIN_PATCHABLE: &[&str] =
     &["is_active", "auth_config", "description", "malice_rules", "default_cache_ttl_seconds", "cache_ttl_by_type"];
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/enrichments", post(enrich_on_demand))
-        .route("/v1/enrichments/providers", get(list_registered_providers))
-        .route("/v1/enrichment-providers", get(list_providers).post(create_provider))
-        .route("/v1/enrichment-providers/{provider_uuid}", get(get_provider).patch(patch_provider).delete(delete_provider))
-        .route("/v1/enrichment-providers/{provider_uuid}/test", post(test_provider))
-        .route("/v1/enrichment-providers/{provider_uuid}/activate", post(activate_provider))
-        .route("/v1/enrichment-providers/{provider_uuid}/deactivate", post(deactivate_provider))
-        .route("/v1/enrichment-field-extractions", get(list_extractions).post(create_extraction))
-        .route("/v1/enrichment-field-extractions/bulk", post(create_extractions_bulk))
-        .route(
-            "/v1/enrichment-field-extractions/{extraction_uuid}",
-            get(get_extraction).patch(patch_extraction).delete(delete_extraction),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enrich_on_demand))
+        .routes(routes!(list_registered_providers))
+        .routes(routes!(list_providers, create_provider))
+        .routes(routes!(get_provider, patch_provider, delete_provider))
+        .routes(routes!(test_provider))
+        .routes(routes!(activate_provider))
+        .routes(routes!(deactivate_provider))
+        .routes(routes!(list_extractions, create_extraction))
+        .routes(routes!(create_extractions_bulk))
+        .routes(routes!(get_extraction, patch_extraction, delete_extraction))
 }
 
 fn is_indicator_type(value: &str) -> bool {

@@ -1,82 +1,21 @@
-//! `/openapi.json` generated from the handlers' annotations, and a docs UI at `/docs`. Both are
-//! mounted only when docs are enabled (default: development only).
+//! `/openapi.json` and a docs UI at `/docs`, mounted only when docs are enabled (default:
+//! development only). The document is generated from the router itself (utoipa-axum's
+//! `OpenApiRouter`): a route is registered together with its `#[utoipa::path]` annotation, so no
+//! route can be served without appearing in it. The UI (Scalar's standalone bundle, MIT) is
+//! served from the binary: it works offline.
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_scalar::{Scalar, Servable};
 
 use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Calseta API", description = "SOC data platform: alerts, indicators, enrichment, agents, workflows."),
-    paths(
-        crate::http::health::health,
-        crate::http::health::live,
-        crate::http::health::ready,
-        crate::auth::http::list_api_keys,
-        crate::auth::http::create_api_key,
-        crate::auth::http::get_api_key,
-        crate::auth::http::update_api_key,
-        crate::auth::http::delete_api_key,
-        crate::ingest::http::ingest_webhook,
-        crate::ingest::http::ingest_programmatic,
-        crate::rules::http::list_detection_rules,
-        crate::rules::http::create_detection_rule,
-        crate::rules::http::get_detection_rule,
-        crate::rules::http::update_detection_rule,
-        crate::rules::http::delete_detection_rule,
-        crate::rules::http::get_detection_rule_metrics,
-        crate::context::http::list_context_documents,
-        crate::context::http::create_context_document,
-        crate::context::http::get_context_document,
-        crate::context::http::update_context_document,
-        crate::context::http::delete_context_document,
-        crate::mappings::http::list_indicator_mappings,
-        crate::mappings::http::create_indicator_mapping,
-        crate::mappings::http::list_source_plugin_fields,
-        crate::mappings::http::test_extraction_endpoint,
-        crate::mappings::http::get_indicator_mapping,
-        crate::mappings::http::patch_indicator_mapping,
-        crate::mappings::http::delete_indicator_mapping,
-        crate::sources::http::list_sources,
-        crate::sources::http::create_source,
-        crate::sources::http::get_source,
-        crate::sources::http::patch_source,
-        crate::sources::http::delete_source,
-        crate::alerts::http::list_alerts,
-        crate::alerts::http::get_alert,
-        crate::alerts::http::patch_alert,
-        crate::alerts::http::delete_alert,
-        crate::alerts::http::add_finding,
-        crate::alerts::http::list_findings,
-        crate::alerts::http::enrich_alert,
-        crate::alerts::http::alert_context,
-        crate::alerts::http::list_alert_indicators,
-        crate::alerts::http::add_indicators,
-        crate::alerts::http::list_alert_activity,
-        crate::alerts::http::relationship_graph,
-        crate::indicators::http::get_indicator,
-        crate::indicators::http::patch_indicator,
-        crate::enrich::http::enrich_on_demand,
-        crate::enrich::http::list_registered_providers,
-        crate::enrich::http::list_providers,
-        crate::enrich::http::create_provider,
-        crate::enrich::http::get_provider,
-        crate::enrich::http::patch_provider,
-        crate::enrich::http::delete_provider,
-        crate::enrich::http::test_provider,
-        crate::enrich::http::activate_provider,
-        crate::enrich::http::deactivate_provider,
-        crate::enrich::http::list_extractions,
-        crate::enrich::http::create_extraction,
-        crate::enrich::http::create_extractions_bulk,
-        crate::enrich::http::get_extraction,
-        crate::enrich::http::patch_extraction,
-        crate::enrich::http::delete_extraction,
-    ),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -93,9 +32,35 @@ impl Modify for BearerAuth {
     }
 }
 
-pub fn routes() -> Router<AppState> {
-    let spec = ApiDoc::openapi();
+const SCALAR_JS: &[u8] = include_bytes!("../../assets/scalar-standalone.js");
+
+const DOCS_HTML: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Calseta API</title>
+</head>
+<body>
+  <script id="api-reference" data-url="/openapi.json" data-configuration='{"withDefaultFonts":false,"hideClientButton":true}'></script>
+  <script src="/docs/scalar.js"></script>
+</body>
+</html>
+"#;
+
+/// The routes serving the document built from the application router, and the UI.
+pub fn routes(spec: utoipa::openapi::OpenApi) -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(move || async move { axum::Json(spec) }))
-        .merge(Scalar::with_url("/docs", ApiDoc::openapi()))
+        .route("/docs", get(|| async { Html(DOCS_HTML) }))
+        .route(
+            "/docs/scalar.js",
+            get(|| async {
+                let mut response = SCALAR_JS.into_response();
+                let headers = response.headers_mut();
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+                response
+            }),
+        )
 }

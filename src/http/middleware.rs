@@ -40,11 +40,10 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
 }
 
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
-const DOCS_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; \
-     style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; \
-     img-src 'self' data: https://cdn.jsdelivr.net; font-src 'self' https://cdn.jsdelivr.net https://fonts.gstatic.com; \
-     connect-src 'self'; frame-ancestors 'none'";
-
+/// The docs page is self-contained: its script is served by this binary (air-gapped SOCs), so
+/// nothing is allowed from another origin. Scalar injects inline styles at run time.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 /// Security headers on every response, error responses included (Calseta skipped them on 413 and
 /// 500; we do not). API responses are never cached.
 pub async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -16,24 +16,18 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
 use crate::state::AppState;
 
 /// Builds the application. Layers run outermost-first in the order listed in `middleware`:
 /// axum applies the *last* `.layer` call outermost, so they are added innermost-first here.
 pub fn router(state: AppState) -> Router {
-    let mut app = Router::new()
-        .merge(health::routes())
-        .merge(crate::auth::http::routes())
-        .merge(crate::ingest::http::routes())
-        .merge(crate::rules::http::routes())
-        .merge(crate::context::http::routes())
-        .merge(crate::mappings::http::routes())
-        .merge(crate::sources::http::routes())
-        .merge(crate::alerts::http::routes())
-        .merge(crate::indicators::http::routes())
-        .merge(crate::enrich::routes());
+    let (app, spec) = api_router().split_for_parts();
+    let mut app = app;
     if state.settings.docs_enabled() {
-        app = app.merge(docs::routes());
+        app = app.merge(docs::routes(spec));
     }
     let mut app = app
         .fallback(middleware::not_found)
@@ -69,6 +63,23 @@ fn cors_layer(state: &AppState) -> Option<CorsLayer> {
         return None;
     }
     Some(base.allow_origin(AllowOrigin::list(origins)).allow_credentials(true))
+}
+
+/// Every documented route of the application, with its OpenAPI operation. Routes are added only
+/// through `OpenApiRouter::routes(routes!(…))`, so the served route table and `/openapi.json` are
+/// the same list by construction (tested against the live server).
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .merge(health::routes())
+        .merge(crate::auth::http::routes())
+        .merge(crate::ingest::http::routes())
+        .merge(crate::rules::http::routes())
+        .merge(crate::context::http::routes())
+        .merge(crate::mappings::http::routes())
+        .merge(crate::sources::http::routes())
+        .merge(crate::alerts::http::routes())
+        .merge(crate::indicators::http::routes())
+        .merge(crate::enrich::routes())
 }
 
 /// Serves until `shutdown` fires, then stops accepting, lets in-flight requests finish and returns.

@@ -1,10 +1,9 @@
 //! `/v1/indicators/{uuid}`: the full indicator (including provider raw responses, scope
 //! `enrichments:read`) and the analyst verdict override (`alerts:write`).
 
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -20,8 +19,8 @@ use crate::http::extract::{JsonBody, ValidPath};
 use crate::pagination::Data;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/indicators/{indicator_uuid}", get(get_indicator).patch(patch_indicator))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_indicator, patch_indicator))
 }
 
 fn indicator_not_found() -> Error {

@@ -2,11 +2,10 @@
 //! (programmatic; routed by `crate::alerts::http`, which owns the `/v1/alerts` path). Both
 //! answer 202 once the alert and its job are committed.
 
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -20,9 +19,9 @@ use crate::http::extract::{JsonBody, LARGE_JSON_BYTES, ValidPath, check_json_siz
 use crate::pagination::Data;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/ingest/{source_name}", post(ingest_webhook))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ingest_webhook))
 }
 
 fn accepted(outcome: IngestResponse) -> Response {

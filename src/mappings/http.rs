@@ -3,11 +3,10 @@
 //! System mappings cannot be deleted and their `field_path` cannot change; `indicator_type`,
 //! `is_active` and `description` of a system mapping can (api.md §5 QUIRK, kept).
 
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -28,15 +27,12 @@ const MAX_FIELD_PATH: usize = 500;
 const MAX_NAME: usize = 100;
 const MAX_DESCRIPTION: usize = 10_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/indicator-mappings", get(list_indicator_mappings).post(create_indicator_mapping))
-        .route("/v1/indicator-mappings/source-plugin-fields", get(list_source_plugin_fields))
-        .route("/v1/indicator-mappings/test-extraction", post(test_extraction_endpoint))
-        .route(
-            "/v1/indicator-mappings/{mapping_uuid}",
-            get(get_indicator_mapping).patch(patch_indicator_mapping).delete(delete_indicator_mapping),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_indicator_mappings, create_indicator_mapping))
+        .routes(routes!(list_source_plugin_fields))
+        .routes(routes!(test_extraction_endpoint))
+        .routes(routes!(get_indicator_mapping, patch_indicator_mapping, delete_indicator_mapping))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -3,11 +3,10 @@
 //! No activity events are written (Calseta declares `detection_rule_created`/`_updated` but never
 //! writes them).
 
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -23,14 +22,11 @@ use crate::http::query::{SortOrder, comma_list, lenient_bool, lenient_datetime, 
 use crate::pagination::{Data, Page, Pagination};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/detection-rules", get(list_detection_rules).post(create_detection_rule))
-        .route(
-            "/v1/detection-rules/{rule_uuid}",
-            get(get_detection_rule).patch(update_detection_rule).delete(delete_detection_rule),
-        )
-        .route("/v1/detection-rules/{rule_uuid}/metrics", get(get_detection_rule_metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_detection_rules, create_detection_rule))
+        .routes(routes!(get_detection_rule, update_detection_rule, delete_detection_rule))
+        .routes(routes!(get_detection_rule_metrics))
 }
 
 const NOT_FOUND: &str = "Detection rule";

@@ -2,11 +2,10 @@
 //! writes `admin`. `auth_config` is accepted on create/patch, sealed before storage and never
 //! returned; without `ENCRYPTION_KEY` a request carrying it is refused (400).
 
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -28,10 +27,10 @@ const MAX_DISPLAY_NAME: usize = 255;
 const MAX_AUTH_TYPE: usize = 100;
 const MAX_DOCUMENTATION: usize = 100_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/sources", get(list_sources).post(create_source))
-        .route("/v1/sources/{source_uuid}", get(get_source).patch(patch_source).delete(delete_source))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sources, create_source))
+        .routes(routes!(get_source, patch_source, delete_source))
 }
 
 /// `auth_config` is deliberately absent: it is never returned.

@@ -169,7 +169,15 @@ async fn openapi_and_docs_follow_the_switch() {
     assert!(spec["paths"]["/v1/api-keys/{key_uuid}"]["patch"].is_object());
     let docs = server.client.get(server.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
-    assert!(docs.headers()["content-security-policy"].to_str().unwrap().contains("cdn.jsdelivr.net"));
+    // Self-contained (air-gapped SOCs): the UI's script comes from this server, nothing else.
+    let csp = docs.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(!csp.contains("http"), "{csp}");
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("/docs/scalar.js") && !html.contains("https://"), "{html}");
+    let script = server.client.get(server.url("/docs/scalar.js")).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(script.bytes().await.unwrap().len() > 100_000);
     server.stop().await;
 
     let server = TestServer::builder(Backend::Sqlite).env("DOCS_ENABLED", "false").start().await;

@@ -17,5 +17,6 @@ mod ingest;
 mod indicator_mappings;
 mod indicators;
 mod rate_limits;
+mod route_table;
 mod sources;
 mod startup;

@@ -442,3 +442,8 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The API contract (a copy of the reference OpenAPI document).
+pub fn contract_path() -> String {
+    format!("{}/tests/fixtures/calseta-openapi.json", env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,0 +1,209 @@
+//! The one dynamic-filter style and the one paginated-list helper.
+//!
+//! A list query is portable SQL text built from constants (column names, operators) with `$N`
+//! placeholders, plus the values bound to them in order. [`Filter`] accumulates `WHERE`
+//! conditions and their [`Bind`]s; [`fetch_page`] runs `SELECT … FROM … WHERE … ORDER BY …
+//! LIMIT/OFFSET` with the total riding on each row (`COUNT(*) OVER ()`), so a page costs one
+//! query and only a page past the end needs a second one to learn the total.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::Db;
+use crate::with_db;
+
+/// A value bound to one `$N` of a runtime-built statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Bool(bool),
+    Uuid(Uuid),
+    Time(DateTime<Utc>),
+    Int(i64),
+}
+
+impl From<&str> for Bind {
+    fn from(v: &str) -> Self {
+        Bind::Text(v.to_owned())
+    }
+}
+impl From<String> for Bind {
+    fn from(v: String) -> Self {
+        Bind::Text(v)
+    }
+}
+impl From<bool> for Bind {
+    fn from(v: bool) -> Self {
+        Bind::Bool(v)
+    }
+}
+impl From<Uuid> for Bind {
+    fn from(v: Uuid) -> Self {
+        Bind::Uuid(v)
+    }
+}
+impl From<DateTime<Utc>> for Bind {
+    fn from(v: DateTime<Utc>) -> Self {
+        Bind::Time(v)
+    }
+}
+impl From<i64> for Bind {
+    fn from(v: i64) -> Self {
+        Bind::Int(v)
+    }
+}
+
+/// Binds every [`Bind`] of `$binds`, in order, onto `$query` (a sqlx query of either backend).
+#[macro_export]
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                $crate::db::Bind::Text(v) => query.bind(v.clone()),
+                $crate::db::Bind::Bool(v) => query.bind(*v),
+                $crate::db::Bind::Uuid(v) => query.bind(*v),
+                $crate::db::Bind::Time(v) => query.bind(*v),
+                $crate::db::Bind::Int(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+
+/// `WHERE` conditions joined by `AND`, with their values. Column names and operators must be
+/// constants of the caller: only values are ever bound.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    backend: &'static str,
+    conditions: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Filter {
+    pub fn new(db: &Db) -> Self {
+        Filter { backend: db.backend(), conditions: Vec::new(), binds: Vec::new() }
+    }
+
+    /// For tests and callers that only know the backend's name.
+    pub fn for_backend(backend: &'static str) -> Self {
+        Filter { backend, conditions: Vec::new(), binds: Vec::new() }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Binds `value` and returns its placeholder (`$N`).
+    pub fn bind(&mut self, value: impl Into<Bind>) -> String {
+        self.binds.push(value.into());
+        format!("${}", self.binds.len())
+    }
+
+    /// A raw condition whose values were bound with [`Filter::bind`].
+    pub fn push(&mut self, condition: impl Into<String>) -> &mut Self {
+        self.conditions.push(condition.into());
+        self
+    }
+
+    /// `column = value`.
+    pub fn eq(&mut self, column: &str, value: impl Into<Bind>) -> &mut Self {
+        let p = self.bind(value);
+        self.push(format!("{column} = {p}"))
+    }
+
+    /// `column = value` when `value` is `Some`.
+    pub fn eq_opt<V: Into<Bind>>(&mut self, column: &str, value: Option<V>) -> &mut Self {
+        if let Some(value) = value {
+            self.eq(column, value);
+        }
+        self
+    }
+
+    /// `column IN (…)` unless `values` is empty (then no condition).
+    pub fn any_of<V: Into<Bind> + Clone>(&mut self, column: &str, values: &[V]) -> &mut Self {
+        if values.is_empty() {
+            return self;
+        }
+        let list: Vec<String> = values.iter().map(|v| self.bind(v.clone())).collect();
+        self.push(format!("{column} IN ({})", list.join(", ")))
+    }
+
+    /// The JSON array in `column` contains the string `value`.
+    pub fn json_array_contains(&mut self, column: &str, value: &str) -> &mut Self {
+        let p = self.bind(value);
+        let condition = super::json_array_contains_sql(self.backend, column, &p);
+        self.push(condition)
+    }
+
+    /// ` WHERE a AND b …`, or the empty string.
+    pub fn where_clause(&self) -> String {
+        if self.conditions.is_empty() { String::new() } else { format!(" WHERE {}", self.conditions.join(" AND ")) }
+    }
+
+    pub fn binds(&self) -> &[Bind] {
+        &self.binds
+    }
+}
+
+#[derive(FromRow)]
+struct Counted<T> {
+    #[sqlx(flatten)]
+    row: T,
+    total_count: i64,
+}
+
+/// One page of `select_from` (e.g. `"SELECT a, b FROM t"`) under `filter`, ordered by
+/// `order_by` (constant SQL; end it with a unique column so pages are stable), and the total
+/// number of matching rows.
+pub async fn fetch_page<T>(
+    db: &Db,
+    select_from: &str,
+    filter: &Filter,
+    order_by: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<T>, i64)>
+where
+    T: for<'r> FromRow<'r, sqlx::postgres::PgRow> + for<'r> FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let (head, from) = select_from.split_once(" FROM ").expect("select_from is `SELECT … FROM …`");
+    let clause = filter.where_clause();
+    let mut binds = filter.binds().to_vec();
+    let limit_p = format!("${}", binds.len() + 1);
+    let offset_p = format!("${}", binds.len() + 2);
+    binds.push(Bind::Int(limit));
+    binds.push(Bind::Int(offset));
+    let page_sql = format!("{head}, COUNT(*) OVER () AS total_count FROM {from}{clause} ORDER BY {order_by} LIMIT {limit_p} OFFSET {offset_p}");
+    let rows: Vec<Counted<T>> =
+        with_db!(db, p => bind_all!(sqlx::query_as::<_, Counted<T>>(sqlx::AssertSqlSafe(page_sql)), &binds).fetch_all(p).await)?;
+    let total = match rows.first() {
+        Some(first) => first.total_count,
+        None if offset == 0 => 0,
+        None => {
+            let count_sql = format!("SELECT COUNT(*) FROM {from}{clause}");
+            with_db!(db, p => bind_all!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)), filter.binds()).fetch_one(p).await)?
+        }
+    };
+    Ok((rows.into_iter().map(|r| r.row).collect(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_bind_order() {
+        let mut filter = Filter::for_backend("sqlite");
+        filter.any_of("status", &["Open", "Closed"]).eq_opt("is_enriched", Some(true)).json_array_contains("tags", "a");
+        filter.eq_opt::<i64>("never", None);
+        assert_eq!(
+            filter.where_clause(),
+            " WHERE status IN ($1, $2) AND is_enriched = $3 AND EXISTS (SELECT 1 FROM json_each(tags) WHERE json_each.value = $4)"
+        );
+        assert_eq!(filter.binds().len(), 4);
+        assert_eq!(Filter::for_backend("postgres").where_clause(), "");
+        assert_eq!(Filter::for_backend("postgres").any_of::<&str>("x", &[]).where_clause(), "");
+    }
+}
