@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod alerts;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

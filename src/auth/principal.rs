@@ -35,6 +35,14 @@ impl Principal {
         Principal::Key { key, channel: Channel::Mcp, request: request.map(Arc::new) }
     }
 
+    /// The request this call serves (REST, and MCP over HTTP), for audit records.
+    pub fn request(&self) -> Option<&RequestContext> {
+        match self {
+            Principal::Key { request, .. } => request.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The API key behind the call, if any.
     pub fn key(&self) -> Option<&KeyIdentity> {
         match self {
