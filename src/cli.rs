@@ -1,5 +1,5 @@
 //! The `calseta` command line: `serve`, `migrate`, `api-key create|list|revoke`,
-//! `rotate-encryption-key`.
+//! `rotate-encryption-key`, `audit verify|export`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +39,9 @@ pub enum Command {
     ///
     /// ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS name the keys that open the stored values. The
     /// procedure around it is in SECURITY.md, "Key rotation".
+    /// Verify or export the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     #[command(name = "rotate-encryption-key")]
     RotateEncryptionKey {
         /// The new key: 32 random bytes, base64 (`openssl rand -base64 32`). Visible in the
@@ -48,6 +51,19 @@ pub enum Command {
         /// File holding the new key (surrounding whitespace ignored).
         #[arg(long, value_name = "PATH")]
         new_key_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Recompute the hash chain of the audit trail; exit 1 naming the first broken record.
+    Verify,
+    /// Write audit records as JSON lines to standard output (for a SIEM).
+    Export {
+        /// Only records at or after this time: RFC 3339 (2026-12-01T00:00:00Z) or a lifetime
+        /// back from now (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
     },
 }
 
@@ -129,7 +145,40 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::ApiKey(cmd) => api_key(settings, cmd).await,
         Command::RotateEncryptionKey { new_key, new_key_file } => rotate_encryption_key(settings, new_key, new_key_file).await,
+        Command::Audit(cmd) => audit(settings, cmd).await,
     }
+}
+
+async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
+    let db = crate::app::open_database(&settings).await?;
+    match cmd {
+        AuditCommand::Verify => match crate::audit::verify::verify(&db).await? {
+            crate::audit::verify::Verdict::Intact { records, anchored_at_genesis } => {
+                let anchor = if anchored_at_genesis { "from the genesis record" } else { "from the oldest retained record" };
+                println!("audit chain intact: {records} records verified {anchor}");
+                Ok(())
+            }
+            crate::audit::verify::Verdict::Broken { uuid, id, reason } => {
+                anyhow::bail!("audit chain broken at record {uuid} (id {id}): {reason}")
+            }
+        },
+        AuditCommand::Export { since } => {
+            let since = since.as_deref().map(parse_since).transpose().map_err(|e| anyhow::anyhow!(e))?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let count = crate::audit::verify::export(&db, since, &mut out).await?;
+            eprintln!("exported {count} audit records");
+            Ok(())
+        }
+    }
+}
+
+fn parse_since(text: &str) -> Result<chrono::DateTime<Utc>, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    parse_lifetime(text)
+        .map(|back| Utc::now() - back)
+        .map_err(|_| format!("--since '{text}' is neither an RFC 3339 time nor a lifetime like 24h or 7d"))
 }
 
 async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> anyhow::Result<()> {

@@ -5,6 +5,8 @@
 //! stored row breaks the chain at that row. Appends are serialized: on PostgreSQL by a
 //! transaction-scoped advisory lock, on SQLite by the process's write gate (one writer).
 
+pub mod verify;
+
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;

@@ -5,6 +5,7 @@ mod support;
 
 mod alerts;
 mod api_keys;
+mod audit;
 mod auth;
 mod context_documents;
 mod detection_rules;
