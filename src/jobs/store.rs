@@ -96,6 +96,23 @@ pub async fn claim(db: &Db, worker: &str, queues: &[&str], tasks: &[&str], lease
         ),
         Db::Sqlite(_) => format!("UPDATE jobs {set} WHERE id IN ({pick}) AND status = 'todo' RETURNING {COLUMNS}"),
     };
+    // SQLite: a plain read first. The claim is a write transaction, which takes the process's
+    // write gate (and the file lock) even when it finds nothing; idle workers polling every claim
+    // class would otherwise keep the ingest writer waiting.
+    if let Db::Sqlite(pool) = db {
+        let probe = format!(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'todo' AND queue IN ({}) AND task IN ({}) AND run_at <= $1)",
+            placeholders(2, queues.len()),
+            placeholders(2 + queues.len(), tasks.len())
+        );
+        let mut query = sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(probe)).bind(at);
+        for name in queues.iter().chain(tasks) {
+            query = query.bind(*name);
+        }
+        if !query.fetch_one(pool).await? {
+            return Ok(Vec::new());
+        }
+    }
     // A transaction, so that on SQLite the claim queues on the process's write gate with the
     // other writers instead of spinning in SQLite's busy handler.
     let mut tx = db.begin().await?;
