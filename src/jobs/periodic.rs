@@ -90,7 +90,10 @@ async fn next_run_at(db: &Db, name: &str) -> sqlx::Result<Option<DateTime<Utc>>>
         .bind(name).fetch_optional(p).await)
 }
 
-/// The schedule's current `next_run_at`, creating its row (due at `at`) on first use.
+/// The schedule's current `next_run_at`, creating its row (due at `at`) on first use. A changed
+/// period is recorded but takes effect after the pending `next_run_at`: resetting the schedule
+/// instead would let two releases with different periods (a rolling deploy) reset it in turn on
+/// every tick.
 async fn lock_or_create(tx: &mut Tx, schedule: &Periodic, at: DateTime<Utc>) -> sqlx::Result<Option<DateTime<Utc>>> {
     let every_seconds = i64::try_from(schedule.every.as_secs().max(1)).unwrap_or(i64::MAX);
     with_tx!(tx, c => {

@@ -115,6 +115,8 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
         let groups = self.registry.claim_groups();
         while !shutdown.is_cancelled() {
             // Each claim class in turn (batching job types first); idle only when all are empty.
+            // Only registered task names are claimed: a job of a type this binary does not know
+            // (a newer release's, during a rolling deploy) waits for a worker that does.
             let mut worked = false;
             let mut failed = false;
             for (batch_size, tasks) in &groups {
