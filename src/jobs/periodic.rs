@@ -53,7 +53,7 @@ pub(crate) async fn enqueue_if_due(db: &Db, schedule: &Periodic, at: DateTime<Ut
     // when nothing is due.
     let due = match next_run_at(db, schedule.name).await? {
         Some(next) => next <= at,
-        // First start with this schedule: the first period is due now.
+        // First start with this schedule: its row is created, the first run one period later.
         None => true,
     };
     if !due {
@@ -63,7 +63,11 @@ pub(crate) async fn enqueue_if_due(db: &Db, schedule: &Periodic, at: DateTime<Ut
     let mut tx = db.begin().await?;
     let slot = match lock_or_create(&mut tx, schedule, at).await? {
         Some(slot) if slot <= at => slot,
-        _ => return Ok(None),
+        _ => {
+            // Not due (another process won, or the schedule was just created): keep the row.
+            tx.commit().await?;
+            return Ok(None);
+        }
     };
     // The next slot after `at` on the schedule's grid; missed periods are skipped, not replayed.
     let periods_due = (at - slot).num_milliseconds() / every.num_milliseconds().max(1) + 1;
@@ -90,17 +94,20 @@ async fn next_run_at(db: &Db, name: &str) -> sqlx::Result<Option<DateTime<Utc>>>
         .bind(name).fetch_optional(p).await)
 }
 
-/// The schedule's current `next_run_at`, creating its row (due at `at`) on first use. A changed
+/// The schedule's current `next_run_at`, creating its row on first use with the first run one
+/// period after `at` (a sweep has nothing to do on a database that just appeared, and `/health`
+/// does not see a queued job at every first start). A changed
 /// period is recorded but takes effect after the pending `next_run_at`: resetting the schedule
 /// instead would let two releases with different periods (a rolling deploy) reset it in turn on
 /// every tick.
 async fn lock_or_create(tx: &mut Tx, schedule: &Periodic, at: DateTime<Utc>) -> sqlx::Result<Option<DateTime<Utc>>> {
     let every_seconds = i64::try_from(schedule.every.as_secs().max(1)).unwrap_or(i64::MAX);
+    let first_run = at + chrono::Duration::from_std(schedule.every).unwrap_or(chrono::Duration::hours(1));
     with_tx!(tx, c => {
         sqlx::query("INSERT INTO periodic_jobs (name, every_seconds, next_run_at, updated_at) VALUES ($1, $2, $3, $3) \
                      ON CONFLICT (name) DO UPDATE SET every_seconds = excluded.every_seconds \
                      WHERE periodic_jobs.every_seconds <> excluded.every_seconds")
-            .bind(schedule.name).bind(every_seconds).bind(at).execute(&mut *c).await?;
+            .bind(schedule.name).bind(every_seconds).bind(first_run).execute(&mut *c).await?;
         sqlx::query_scalar::<_, DateTime<Utc>>("SELECT next_run_at FROM periodic_jobs WHERE name = $1")
             .bind(schedule.name).fetch_optional(&mut *c).await
     })

@@ -2,7 +2,7 @@
 //! the other alerts of its `enrich_alert` batch (defect m of issue 8), and a periodic job runs
 //! once per period across two server processes sharing one database. The lease paths (a handler
 //! outliving its lease, a stale worker trying to commit) are unit tests in src/jobs/tests.rs,
-//! where a lease can be a second long.
+//! where a lease can be two seconds long.
 
 use std::time::{Duration, Instant};
 
