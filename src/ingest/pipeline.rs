@@ -1,6 +1,7 @@
 //! The worker half of ingestion: the `enrich_alert` job (`EnrichAlert`), run on batches of
-//! claimed jobs. For each alert it re-normalizes the stored raw payload, runs all three extraction passes with fresh
-//! mappings, upserts the global indicators and their links to the alert, then enriches:
+//! claimed jobs. For each alert it re-normalizes the stored raw payload, runs all three
+//! extraction passes with fresh mappings, upserts the global indicators and their links to the
+//! alert, then enriches:
 //!
 //! - no configured provider wants the alert's indicator types (`Enricher::wants`) → the fast
 //!   path: the alert is marked `Enriched`, its `alert_enrichment_completed` event written and its
