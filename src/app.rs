@@ -6,6 +6,8 @@ use crate::auth::{Authenticator, KeyType};
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::db::Db;
+use crate::ingest::pipeline::EnrichAlert;
+use crate::jobs::{PruneFinishedJobs, Registry, RetryPolicy, WorkerConfig};
 use crate::ratelimit::{FailurePolicies, FailurePolicy, Limits, RateLimiter};
 use crate::state::{AppState, Inner};
 
@@ -68,6 +70,44 @@ pub async fn build_state(settings: Settings, db: Db) -> anyhow::Result<AppState>
         Duration::from_secs(settings.auth_cache_ttl_seconds),
     );
     Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), enricher, ingest: Default::default() }))
+}
+
+/// Every background job type this binary runs: a new job is one line here (see `crate::jobs`).
+pub fn job_registry(settings: &Settings) -> Registry<AppState> {
+    // enrich_alert keeps Calseta's settings-driven policy: QUEUE_MAX_RETRIES attempts, a fixed
+    // QUEUE_RETRY_BACKOFF_SECONDS apart.
+    let enrich_retry = RetryPolicy::fixed(
+        settings.queue_max_retries,
+        Duration::from_secs(settings.queue_retry_backoff_seconds.max(0) as u64),
+    );
+    Registry::new()
+        .register_with::<EnrichAlert>(enrich_retry)
+        .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)))
+}
+
+/// How this process's workers run (QUEUE_* settings).
+pub fn worker_config(settings: &Settings) -> WorkerConfig {
+    WorkerConfig {
+        concurrency: settings.queue_concurrency.max(1),
+        lease: Duration::from_secs(settings.queue_lease_seconds.max(10)),
+        poll: Duration::from_millis(settings.queue_poll_interval_ms.max(10)),
+        reap_every: Duration::from_secs(15),
+    }
+}
+
+/// Starts the workers (role `worker`) until `shutdown`.
+pub async fn run_workers(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
+    let registry = job_registry(&state.settings);
+    let config = worker_config(&state.settings);
+    crate::jobs::run_workers(registry, state.clone(), state.db.clone(), config, state.wakeup.clone(), shutdown).await
+}
+
+/// Jobs that need only the database (`Context = Db`, e.g. `PruneFinishedJobs`) run with the
+/// application context too.
+impl From<AppState> for Db {
+    fn from(state: AppState) -> Db {
+        state.db.clone()
+    }
 }
 
 /// On the first start of a database with no API key at all, creates one admin key and prints it

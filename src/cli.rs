@@ -200,7 +200,7 @@ async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> 
     let workers = roles
         .iter()
         .any(|r| r == "worker")
-        .then(|| tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.clone())));
+        .then(|| tokio::spawn(crate::app::run_workers(state.clone(), shutdown.clone())));
     if roles.iter().any(|r| r == "api") {
         let listener = tokio::net::TcpListener::bind(&bind)
             .await

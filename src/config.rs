@@ -92,6 +92,9 @@ pub struct Settings {
     /// How long a claimed job stays reserved for its worker; after that (a crashed worker) it is
     /// claimable again (seconds).
     pub queue_lease_seconds: u64,
+    /// How often finished jobs older than 7 days are deleted (the `prune_finished_jobs` periodic
+    /// job, run once per period across all processes) (seconds).
+    pub queue_prune_interval_seconds: u64,
 
     // Outbound HTTP (the egress gateway).
     /// Hosts and CIDRs the egress gateway may reach even though they are not globally routable
@@ -188,6 +191,7 @@ impl Default for Settings {
             queue_retry_backoff_seconds: 60,
             queue_poll_interval_ms: 250,
             queue_lease_seconds: 300,
+            queue_prune_interval_seconds: 3600,
             ssrf_allowed_hosts: String::new(),
             egress_require_https: false,
             egress_connect_timeout_seconds: 5,

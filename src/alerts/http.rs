@@ -356,7 +356,7 @@ pub async fn list_findings(_auth: Scoped<AlertsRead>, State(state): State<AppSta
 pub async fn enrich_alert(_auth: Scoped<AlertsWrite>, State(state): State<AppState>, ValidPath(alert_uuid): ValidPath<Uuid>) -> Result<Response> {
     let id = alert_id(&state, alert_uuid).await?;
     let mut tx = state.db.begin().await?;
-    crate::ingest::service::enqueue_enrichment(&state, &mut tx, id).await?;
+    crate::ingest::service::enqueue_enrichment(&mut tx, id).await?;
     tx.commit().await?;
     state.wakeup.job_enqueued();
     Ok((StatusCode::ACCEPTED, Data::new(json!({"message": "Enrichment queued"}))).into_response())
@@ -481,7 +481,7 @@ pub async fn add_indicators(
         linked_ids.push(indicators::upsert_and_link(&mut tx, row.id, itype.as_str(), value).await?);
     }
     if enrich {
-        crate::ingest::service::enqueue_enrichment(&state, &mut tx, row.id).await?;
+        crate::ingest::service::enqueue_enrichment(&mut tx, row.id).await?;
     }
     let references = json!({
         "indicator_count": items.len(),

@@ -130,6 +130,28 @@ pub async fn load_for_pipeline(db: &Db, ids: &[i64]) -> sqlx::Result<Vec<Pipelin
     })
 }
 
+/// Those of `ids` that still exist, locked against deletion until the transaction ends
+/// (PostgreSQL: `FOR KEY SHARE`, which waits for a concurrent delete and then skips its row;
+/// SQLite: the transaction already holds the write lock). Writes that reference these alerts
+/// then cannot hit a foreign-key error.
+pub async fn lock_existing(tx: &mut Tx, ids: &[i64]) -> sqlx::Result<Vec<i64>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lock = match tx {
+        Tx::Postgres(_) => " FOR KEY SHARE",
+        Tx::Sqlite(_) => "",
+    };
+    let sql = format!("SELECT id FROM alerts WHERE id IN ({}){lock}", placeholders(1, ids.len()));
+    with_tx!(tx, c => {
+        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(c).await
+    })
+}
+
 /// Sets the enrichment outcome (`Enriched` or `Failed`) of the alerts `ids`, with `at` as
 /// `enriched_at` when enriched.
 pub async fn set_enrichment_status(tx: &mut Tx, ids: &[i64], status: &str, at: DateTime<Utc>) -> sqlx::Result<()> {

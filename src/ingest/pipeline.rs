@@ -1,6 +1,7 @@
-//! The worker half of ingestion: the `enrich_alert` job, run on batches of claimed jobs. For each
-//! alert it re-normalizes the stored raw payload, runs all three extraction passes with fresh
-//! mappings, upserts the global indicators and their links to the alert, then enriches:
+//! The worker half of ingestion: the `enrich_alert` job (`EnrichAlert`), run on batches of
+//! claimed jobs. For each alert it re-normalizes the stored raw payload, runs all three
+//! extraction passes with fresh mappings, upserts the global indicators and their links to the
+//! alert, then enriches:
 //!
 //! - no configured provider wants the alert's indicator types (`Enricher::wants`) → the fast
 //!   path: the alert is marked `Enriched`, its `alert_enrichment_completed` event written and its
@@ -11,12 +12,17 @@
 //!
 //! Idempotent: a retry upserts the same rows. A batch that fails runs again job by job, so one bad
 //! alert only fails its own job. A panic in enrichment, or an error on the job's last attempt,
-//! leaves the alert `Failed` (enrichment.md §5.2 step 7), never `Pending` for good.
+//! leaves the alert `Failed` (enrichment.md §5.2 step 7), never `Pending` for good. An alert
+//! deleted at any point simply finishes its job (nothing to do) without touching the others.
+//!
+//! Every transaction that writes also marks its jobs succeeded under their claim
+//! (`complete_all_in`): a run that lost its lease rolls back instead of committing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::extract::extract_all;
@@ -25,64 +31,116 @@ use crate::alerts::store as alerts;
 use crate::db::now;
 use crate::enrich::{AlertOutcome, IndicatorRef};
 use crate::indicators::store as indicators;
-use crate::jobs::store::{self as jobs, JobRow};
-use crate::jobs::{Claimed, JobError, Outcome};
+use crate::jobs::{Job, JobCtx, JobError, complete_all_in};
 use crate::state::AppState;
 
-pub async fn enrich_alerts(state: AppState, claimed: Claimed) -> Vec<Outcome> {
-    let Claimed { worker, jobs } = claimed;
-    if jobs.len() > 1 {
-        match AssertUnwindSafe(enrich_batch(&state, &worker, &jobs)).catch_unwind().await {
-            Ok(Ok(outcomes)) => return outcomes,
-            Ok(Err(e)) => tracing::warn!(error = %e, jobs = jobs.len(), "enrich_alert batch failed; running its jobs one by one"),
-            Err(_) => tracing::error!(jobs = jobs.len(), "enrich_alert batch panicked; running its jobs one by one"),
-        }
-    }
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in &jobs {
-        outcomes.extend(enrich_one(&state, &worker, job).await);
-    }
-    outcomes
+/// Enrich one alert: extract its indicators with the current mappings, enrich them, mark it
+/// `Enriched`. Enqueued by ingest and re-enrichment, in the transaction that commits the cause.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrichAlert {
+    pub alert_id: i64,
 }
+
+impl Job for EnrichAlert {
+    const NAME: &'static str = "enrich_alert";
+    const QUEUE: &'static str = "enrichment";
+    /// Jobs a worker claims at once: their writes share transactions (the claim, then the work
+    /// and the success marks), which is what lets the queue keep up with group-committed ingest.
+    const BATCH_SIZE: usize = 64;
+    type Context = AppState;
+
+    async fn run(self, state: AppState, job: JobCtx) -> Result<(), JobError> {
+        enrich_one(&state, &Claimed { alert_id: self.alert_id, job }).await.1
+    }
+
+    async fn run_batch(state: AppState, jobs: Vec<(Self, JobCtx)>) -> Vec<Result<(), JobError>> {
+        let claimed: Vec<Claimed> = jobs.into_iter().map(|(payload, job)| Claimed { alert_id: payload.alert_id, job }).collect();
+        let mut outcomes: HashMap<i64, Result<(), JobError>> = HashMap::with_capacity(claimed.len());
+        let mut batch_done = false;
+        if claimed.len() > 1 {
+            match AssertUnwindSafe(enrich_batch(&state, &claimed)).catch_unwind().await {
+                Ok(Ok(done)) => {
+                    outcomes.extend(done);
+                    batch_done = true;
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, jobs = claimed.len(), "enrich_alert batch failed; running its jobs one by one"),
+                Err(_) => tracing::error!(jobs = claimed.len(), "enrich_alert batch panicked; running its jobs one by one"),
+            }
+        }
+        if !batch_done {
+            for one in &claimed {
+                let (id, outcome) = enrich_one(&state, one).await;
+                outcomes.insert(id, outcome);
+            }
+        }
+        claimed
+            .iter()
+            .map(|one| outcomes.remove(&one.job.id()).unwrap_or_else(|| Err(JobError::Fatal("enrich_alert recorded no outcome".into()))))
+            .collect()
+    }
+}
+
+/// One claimed `enrich_alert` job.
+struct Claimed {
+    alert_id: i64,
+    job: JobCtx,
+}
+
+/// What became of one job of a batch, by job id.
+type Outcome = (i64, Result<(), JobError>);
 
 /// One job on its own. Its failure is the job's: retried while attempts remain; a panic, or an
 /// error on the last attempt, marks the alert `Failed`.
-async fn enrich_one(state: &AppState, worker: &str, job: &JobRow) -> Vec<Outcome> {
-    let error = match AssertUnwindSafe(enrich_batch(state, worker, std::slice::from_ref(job))).catch_unwind().await {
-        Ok(Ok(outcomes)) => return outcomes,
+async fn enrich_one(state: &AppState, one: &Claimed) -> Outcome {
+    let error = match AssertUnwindSafe(enrich_batch(state, std::slice::from_ref(one))).catch_unwind().await {
+        Ok(Ok(mut outcomes)) => return outcomes.pop().unwrap_or((one.job.id(), Ok(()))),
+        Ok(Err(e)) if e.downcast_ref::<LeaseLost>().is_some() => JobError::LeaseLost,
         Ok(Err(e)) => JobError::Retry(e.to_string()),
         Err(_) => JobError::Fatal("enrich_alert panicked".into()),
     };
-    if let Some(alert_id) = alert_id_of(job)
-        && (matches!(error, JobError::Fatal(_)) || job.attempts >= job.max_attempts)
-    {
-        mark_failed(state, alert_id).await;
+    if matches!(error, JobError::Fatal(_)) || (matches!(error, JobError::Retry(_)) && one.job.is_last_attempt()) {
+        mark_failed(state, one.alert_id).await;
     }
-    vec![(job.id, Err(error))]
+    (one.job.id(), Err(error))
 }
 
-fn alert_id_of(job: &JobRow) -> Option<i64> {
-    job.payload.0.get("alert_id").and_then(Value::as_i64)
+/// The batch's claim was lost (its lease expired and another worker took a job): its transaction
+/// was rolled back.
+#[derive(Debug)]
+struct LeaseLost;
+
+impl std::fmt::Display for LeaseLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a job of the batch was handed to another worker")
+    }
+}
+
+impl std::error::Error for LeaseLost {}
+
+/// `complete_all_in` as an `anyhow` error, so a lost lease aborts (and rolls back) the batch.
+async fn complete(tx: &mut crate::db::Tx, jobs: Vec<JobCtx>) -> anyhow::Result<()> {
+    match complete_all_in(tx, &jobs).await {
+        Ok(()) => Ok(()),
+        Err(JobError::LeaseLost) => Err(LeaseLost.into()),
+        Err(e) => Err(anyhow::anyhow!(e.message())),
+    }
 }
 
 /// One alert of the batch, extracted and ready to write.
 struct AlertWork {
     alert_id: i64,
     /// The batch's jobs for this alert (normally one).
-    job_ids: Vec<i64>,
+    jobs: Vec<JobCtx>,
     /// `(type, value)` pairs of all three passes, unique.
     extracted: Vec<(String, String)>,
     wants_enrichment: bool,
 }
 
-async fn enrich_batch(state: &AppState, worker: &str, batch: &[JobRow]) -> anyhow::Result<Vec<Outcome>> {
+async fn enrich_batch(state: &AppState, batch: &[Claimed]) -> anyhow::Result<Vec<Outcome>> {
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
-    let mut jobs_of_alert: HashMap<i64, Vec<i64>> = HashMap::new();
-    for job in batch {
-        match alert_id_of(job) {
-            Some(alert_id) => jobs_of_alert.entry(alert_id).or_default().push(job.id),
-            None => outcomes.push((job.id, Err(JobError::Fatal(format!("enrich_alert payload without alert_id: {}", job.payload.0))))),
-        }
+    let mut jobs_of_alert: HashMap<i64, Vec<JobCtx>> = HashMap::new();
+    for one in batch {
+        jobs_of_alert.entry(one.alert_id).or_default().push(one.job.clone());
     }
     let alert_ids: Vec<i64> = jobs_of_alert.keys().copied().collect();
 
@@ -108,15 +166,22 @@ async fn enrich_batch(state: &AppState, worker: &str, batch: &[JobRow]) -> anyho
         indicator_types.extend(linked_types.iter().filter(|(id, _)| *id == alert.id).map(|(_, t)| t.as_str()));
         let indicator_types: Vec<&str> = indicator_types.into_iter().collect();
         let wants_enrichment = state.enricher.wants(&state.db, &indicator_types).await;
-        let job_ids = jobs_of_alert.remove(&alert.id).unwrap_or_default();
-        work.push(AlertWork { alert_id: alert.id, job_ids, extracted, wants_enrichment });
+        let jobs = jobs_of_alert.remove(&alert.id).unwrap_or_default();
+        work.push(AlertWork { alert_id: alert.id, jobs, extracted, wants_enrichment });
     }
     // Jobs left over belong to alerts deleted since they were queued: nothing to do.
-    let gone: Vec<i64> = jobs_of_alert.into_values().flatten().collect();
+    let mut gone: Vec<JobCtx> = jobs_of_alert.into_values().flatten().collect();
 
     // One transaction: every alert's indicators, and the whole fast path.
     let at = now();
     let mut tx = state.db.begin().await?;
+    // An alert deleted since the read above (defect m) is dropped here, not written against: its
+    // rows would break a foreign key and fail the whole batch. The lock keeps the others from
+    // being deleted until this transaction ends.
+    let present: HashSet<i64> =
+        alerts::lock_existing(&mut tx, &work.iter().map(|w| w.alert_id).collect::<Vec<_>>()).await?.into_iter().collect();
+    let (work, deleted): (Vec<AlertWork>, Vec<AlertWork>) = work.into_iter().partition(|w| present.contains(&w.alert_id));
+    gone.extend(deleted.into_iter().flat_map(|w| w.jobs));
     let links: Vec<(i64, &str, &str)> =
         work.iter().flat_map(|w| w.extracted.iter().map(|(t, v)| (w.alert_id, t.as_str(), v.as_str()))).collect();
     indicators::upsert_and_link_many(&mut tx, &links).await?;
@@ -139,15 +204,16 @@ async fn enrich_batch(state: &AppState, worker: &str, batch: &[JobRow]) -> anyho
         })
         .collect();
     activity::record_all(&mut tx, events).await?;
-    let finished: Vec<i64> = fast.iter().flat_map(|w| w.job_ids.iter().copied()).chain(gone).collect();
-    jobs::succeed_in(&mut tx, &finished, worker).await?;
+    let finished: Vec<JobCtx> = fast.iter().flat_map(|w| w.jobs.iter().cloned()).chain(gone).collect();
+    let finished_ids: Vec<i64> = finished.iter().map(JobCtx::id).collect();
+    complete(&mut tx, finished).await?;
     tx.commit().await?;
-    outcomes.extend(finished.into_iter().map(|id| (id, Ok(()))));
+    outcomes.extend(finished_ids.into_iter().map(|id| (id, Ok(()))));
 
     // Alerts that providers want: enriched concurrently, each recorded on its own.
     let enriched = slow.into_iter().map(|w| {
         let indicators = linked.remove(&w.alert_id).unwrap_or_default();
-        enrich_with_providers(state, worker, w, indicators, batch)
+        enrich_with_providers(state, w, indicators)
     });
     outcomes.extend(futures::future::join_all(enriched).await.into_iter().flatten());
     Ok(outcomes)
@@ -155,40 +221,39 @@ async fn enrich_batch(state: &AppState, worker: &str, batch: &[JobRow]) -> anyho
 
 /// The slow path for one alert whose indicators were committed: enrichment outside any
 /// transaction, then its outcome, the `Enriched` mark, the event and the job's success together.
-async fn enrich_with_providers(
-    state: &AppState,
-    worker: &str,
-    work: AlertWork,
-    indicators: Vec<IndicatorRef>,
-    batch: &[JobRow],
-) -> Vec<Outcome> {
+async fn enrich_with_providers(state: &AppState, work: AlertWork, indicators: Vec<IndicatorRef>) -> Vec<Outcome> {
     let outcome = match AssertUnwindSafe(state.enricher.enrich_alert(&state.db, &indicators)).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(_) => {
             tracing::error!(alert_id = work.alert_id, "enrichment panicked");
             mark_failed(state, work.alert_id).await;
-            return work.job_ids.iter().map(|id| (*id, Err(JobError::Fatal("enrichment panicked".into())))).collect();
+            return work.jobs.iter().map(|job| (job.id(), Err(JobError::Fatal("enrichment panicked".into())))).collect();
         }
     };
     let recorded = async {
         let at = now();
         let mut tx = state.db.begin().await?;
+        // The verdicts are about global indicators and stay useful even if the alert is gone.
         crate::enrich::record_outcome(&mut tx, &outcome).await?;
-        alerts::set_enrichment_status(&mut tx, &[work.alert_id], "Enriched", at).await?;
-        let references = outcome.activity_references(indicators.len() as i64, at);
-        activity::record_all(&mut tx, vec![completed_event(&Actor::system(), work.alert_id, references)]).await?;
-        jobs::succeed_in(&mut tx, &work.job_ids, worker).await?;
-        tx.commit().await
+        // Deleted while its providers ran (defect m): nothing left to mark; the job is done.
+        if !alerts::lock_existing(&mut tx, &[work.alert_id]).await?.is_empty() {
+            alerts::set_enrichment_status(&mut tx, &[work.alert_id], "Enriched", at).await?;
+            let references = outcome.activity_references(indicators.len() as i64, at);
+            activity::record_all(&mut tx, vec![completed_event(&Actor::system(), work.alert_id, references)]).await?;
+        }
+        complete(&mut tx, work.jobs.clone()).await?;
+        tx.commit().await?;
+        anyhow::Ok(())
     }
     .await;
     match recorded {
-        Ok(()) => work.job_ids.iter().map(|id| (*id, Ok(()))).collect(),
+        Ok(()) => work.jobs.iter().map(|job| (job.id(), Ok(()))).collect(),
+        Err(e) if e.downcast_ref::<LeaseLost>().is_some() => work.jobs.iter().map(|job| (job.id(), Err(JobError::LeaseLost))).collect(),
         Err(e) => {
-            let last_attempt = batch.iter().filter(|job| work.job_ids.contains(&job.id)).all(|job| job.attempts >= job.max_attempts);
-            if last_attempt {
+            if work.jobs.iter().all(JobCtx::is_last_attempt) {
                 mark_failed(state, work.alert_id).await;
             }
-            work.job_ids.iter().map(|id| (*id, Err(JobError::Retry(e.to_string())))).collect()
+            work.jobs.iter().map(|job| (job.id(), Err(JobError::Retry(e.to_string())))).collect()
         }
     }
 }

@@ -22,9 +22,10 @@ use super::normalized::NormalizedAlert;
 use super::sources::AlertSource;
 use crate::activity::{self, Actor, NewEvent, types};
 use crate::alerts::store as alerts;
-use crate::db::{Db, lock_keys, now};
+use crate::db::{Db, lock_keys};
 use crate::error::Error;
-use crate::jobs::{self, store::NewJob};
+use super::pipeline::EnrichAlert;
+use crate::jobs;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -61,19 +62,8 @@ pub async fn ingest(
 }
 
 /// Enqueues `enrich_alert` for an alert in the caller's transaction (ingest, re-enrich).
-pub async fn enqueue_enrichment(state: &AppState, tx: &mut crate::db::Tx, alert_id: i64) -> sqlx::Result<Uuid> {
-    jobs::store::enqueue(tx, &enrichment_job(state, alert_id)).await
-}
-
-fn enrichment_job(state: &AppState, alert_id: i64) -> NewJob<'static> {
-    NewJob {
-        queue: "enrichment",
-        task: jobs::ENRICH_ALERT,
-        payload: json!({"alert_id": alert_id}),
-        max_attempts: state.settings.queue_max_retries.max(1),
-        backoff_seconds: state.settings.queue_retry_backoff_seconds.max(0),
-        run_at: now(),
-    }
+pub async fn enqueue_enrichment(tx: &mut crate::db::Tx, alert_id: i64) -> sqlx::Result<Uuid> {
+    jobs::enqueue(tx, &EnrichAlert { alert_id }).await
 }
 
 /// The current active indicator field mappings (all sources), read once for every caller waiting
@@ -295,8 +285,8 @@ async fn persist_batch(state: &AppState, alerts: &[&PreparedAlert]) -> Result<Ve
         })
         .collect();
     let new_ids = alerts::insert_many(&mut tx, &rows).await?;
-    let jobs: Vec<NewJob> = new_ids.iter().map(|id| enrichment_job(state, *id)).collect();
-    jobs::store::enqueue_many(&mut tx, &jobs).await?;
+    let jobs: Vec<EnrichAlert> = new_ids.iter().map(|id| EnrichAlert { alert_id: *id }).collect();
+    jobs::enqueue_many(&mut tx, &jobs).await?;
 
     let mut events = Vec::with_capacity(alerts.len());
     let mut responses = Vec::with_capacity(alerts.len());

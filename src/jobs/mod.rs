@@ -1,205 +1,96 @@
-//! The durable job queue and its workers. Tasks are named as in Calseta's task table; each has
-//! a queue, an attempt budget and a backoff. Workers run in the `serve` process (role `worker`),
-//! claim jobs from the database, and drain cleanly on shutdown: a job that was claimed but not
-//! started is released, one that is running is allowed to finish.
+//! Typed background jobs on a durable queue (the `jobs` table), in the style of crates.io's
+//! background jobs. This module depends only on the database layer: handlers get whatever
+//! context the application registers (`Registry<Ctx>`), so jobs of any domain plug in here
+//! without this module knowing them.
+//!
+//! Adding a job type is one file plus one registration line:
+//!
+//! ```ignore
+//! // src/<domain>/jobs.rs
+//! #[derive(Serialize, Deserialize)]
+//! pub struct NotifyApprover { pub approval_request_id: i64 }
+//!
+//! impl Job for NotifyApprover {
+//!     const NAME: &'static str = "send_approval_notification_task";
+//!     const QUEUE: &'static str = "dispatch";
+//!     const MAX_ATTEMPTS: i32 = 3;           // backoff: exponential with jitter unless overridden
+//!     type Context = AppState;               // or anything AppState converts into (e.g. Db)
+//!
+//!     async fn run(self, state: AppState, job: JobCtx) -> Result<(), JobError> {
+//!         let mut tx = state.db.begin().await?;
+//!         // ... the handler's writes ...
+//!         job.complete_in(&mut tx).await?;    // conditioned on this worker's claim and attempt
+//!         tx.commit().await?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! // src/app.rs, `job_registry`:
+//! Registry::new().register::<EnrichAlert>().register::<NotifyApprover>()
+//!
+//! // Enqueue inside the transaction that creates the subject, then wake local workers:
+//! jobs::enqueue(&mut tx, &NotifyApprover { approval_request_id }).await?;
+//! tx.commit().await?;
+//! state.wakeup.job_enqueued();
+//! ```
+//!
+//! - Delayed jobs: `enqueue_at(&mut tx, &job, run_at)`; retries are delayed jobs too (the job's
+//!   backoff sets `run_at`), never a sleep in a worker.
+//! - Periodic jobs: `register_periodic::<Sweep>(every)`; each period is enqueued once across all
+//!   processes sharing the database (`periodic`).
+//! - Batches: a job type with `BATCH_SIZE > 1` is claimed in batches and may override
+//!   `run_batch` to share work and one transaction across them (`enrich_alert`).
+//! - Leases: a handler still running near the end of its claim's lease is cancelled (its future
+//!   dropped) and the job retried. A run that lost its job to another worker cannot commit:
+//!   `JobCtx::complete_in` fails with `LeaseLost` in the very transaction of its writes.
 
+mod context;
+mod job;
+mod periodic;
+mod prune;
+mod registry;
+mod runner;
 pub mod store;
 
-use std::sync::Arc;
-use std::time::Duration;
+#[cfg(test)]
+mod tests;
 
-use futures::future::BoxFuture;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
-use crate::state::AppState;
+pub use context::{JobCtx, complete_all_in};
+pub use job::{Backoff, DEFAULT_QUEUE, Job, JobError, RetryPolicy};
+pub use prune::{KEEP_FINISHED_JOBS_DAYS, PruneFinishedJobs};
+pub use registry::Registry;
+pub use runner::{Wakeup, WorkerConfig, run_workers};
 
-pub const ENRICH_ALERT: &str = "enrich_alert";
+use crate::db::{Tx, now};
 
-#[derive(Debug)]
-pub enum JobError {
-    /// Worth another attempt (after the task's backoff) while attempts remain.
-    Retry(String),
-    /// Never worth retrying (bad payload, unknown task).
-    Fatal(String),
+/// Enqueues `job` to run as soon as a worker is free, in the caller's transaction: it exists
+/// exactly when the caller's writes commit. Call `Wakeup::job_enqueued` after the commit so this
+/// process's idle workers start at once.
+pub async fn enqueue<J: Job>(tx: &mut Tx, job: &J) -> sqlx::Result<Uuid> {
+    enqueue_at(tx, job, now()).await
 }
 
-impl<E: std::fmt::Display> From<E> for JobError {
-    fn from(e: E) -> Self {
-        JobError::Retry(e.to_string())
+/// Enqueues `job` to run no earlier than `run_at`, in the caller's transaction.
+pub async fn enqueue_at<J: Job>(tx: &mut Tx, job: &J, run_at: DateTime<Utc>) -> sqlx::Result<Uuid> {
+    let uuids = store::insert(tx, &[new_job(job, run_at)?]).await?;
+    Ok(uuids[0])
+}
+
+/// Enqueues many jobs of one type in one statement (a group-commit batch's jobs).
+pub async fn enqueue_many<J: Job>(tx: &mut Tx, jobs: &[J]) -> sqlx::Result<Vec<Uuid>> {
+    let at = now();
+    let rows = jobs.iter().map(|job| new_job(job, at)).collect::<sqlx::Result<Vec<_>>>()?;
+    store::insert(tx, &rows).await
+}
+
+fn new_job<J: Job>(job: &J, run_at: DateTime<Utc>) -> sqlx::Result<store::NewJob<'static>> {
+    let payload = serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    if !payload.is_object() {
+        // The table stores objects only (ck_jobs_payload): a unit struct would break the insert.
+        return Err(sqlx::Error::Encode(format!("job {} must serialize to a JSON object", J::NAME).into()));
     }
-}
-
-/// A batch of one task's jobs, claimed together by `worker`.
-pub struct Claimed {
-    pub worker: String,
-    pub jobs: Vec<store::JobRow>,
-}
-
-/// What became of one job of a batch: `Ok` when the handler marked it succeeded in the
-/// transaction that committed its work (`store::succeed_in`), else the error for the runner to
-/// record (another attempt after the backoff, or failed).
-pub type Outcome = (i64, Result<(), JobError>);
-
-/// Runs a batch of its task's jobs and reports every job's outcome.
-pub type Handler = fn(AppState, Claimed) -> BoxFuture<'static, Vec<Outcome>>;
-
-pub struct Task {
-    pub name: &'static str,
-    pub queue: &'static str,
-    pub handler: Handler,
-}
-
-/// Every task the workers know. A new task is one entry here plus its handler.
-pub fn tasks() -> &'static [Task] {
-    static TASKS: &[Task] = &[Task {
-        name: ENRICH_ALERT,
-        queue: "enrichment",
-        handler: |state, claimed| Box::pin(crate::ingest::pipeline::enrich_alerts(state, claimed)),
-    }];
-    TASKS
-}
-
-pub fn queues() -> Vec<&'static str> {
-    let mut queues: Vec<&str> = tasks().iter().map(|t| t.queue).collect();
-    queues.sort_unstable();
-    queues.dedup();
-    queues
-}
-
-/// Wakes idle workers in this process when a job is enqueued here, so latency is not bound by
-/// the poll interval; workers in other processes find jobs by polling.
-#[derive(Default, Clone)]
-pub struct Wakeup(Arc<Notify>);
-
-impl Wakeup {
-    pub fn job_enqueued(&self) {
-        self.0.notify_one();
-    }
-    async fn wait(&self) {
-        self.0.notified().await
-    }
-}
-
-fn worker_id(index: usize) -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "calseta".into());
-    format!("{host}:{}:{index}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
-}
-
-/// Runs `QUEUE_CONCURRENCY` worker loops until `shutdown` fires, then waits for running jobs.
-pub async fn run_workers(state: AppState, shutdown: CancellationToken) {
-    let concurrency = state.settings.queue_concurrency.max(1);
-    let mut loops: Vec<_> = (0..concurrency)
-        .map(|i| tokio::spawn(worker_loop(state.clone(), worker_id(i), shutdown.clone())))
-        .collect();
-    loops.push(tokio::spawn(reaper(state.clone(), shutdown.clone())));
-    tracing::info!(concurrency, queues = ?queues(), "workers started");
-    for handle in loops {
-        let _ = handle.await;
-    }
-    tracing::info!("workers drained");
-}
-
-/// Finished jobs are kept this long for inspection, then deleted.
-const KEEP_FINISHED_JOBS_DAYS: i64 = 7;
-
-/// Requeues jobs whose worker died (lease expired) and prunes old finished jobs, every
-/// `REAP_EVERY`. Several processes may run it at once: both statements are idempotent.
-async fn reaper(state: AppState, shutdown: CancellationToken) {
-    const REAP_EVERY: Duration = Duration::from_secs(15);
-    loop {
-        match store::reap(&state.db, chrono::Duration::days(KEEP_FINISHED_JOBS_DAYS)).await {
-            Ok((requeued, deleted)) if requeued + deleted > 0 => {
-                tracing::info!(requeued, deleted, "job reaper");
-                if requeued > 0 {
-                    state.wakeup.job_enqueued();
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "job reaper failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(REAP_EVERY) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    }
-}
-
-/// Jobs a worker claims at once: their writes share transactions (the claim, then the work and
-/// the success marks), which is what lets the queue keep up with group-committed ingest.
-const CLAIM_BATCH: usize = 64;
-
-async fn worker_loop(state: AppState, worker: String, shutdown: CancellationToken) {
-    let queues = queues();
-    let lease = Duration::from_secs(state.settings.queue_lease_seconds.max(10));
-    let poll = Duration::from_millis(state.settings.queue_poll_interval_ms.max(10));
-    while !shutdown.is_cancelled() {
-        match store::claim(&state.db, &worker, &queues, lease, CLAIM_BATCH).await {
-            Ok(jobs) if !jobs.is_empty() => {
-                if shutdown.is_cancelled() {
-                    let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
-                    let _ = store::release(&state.db, &ids, &worker).await;
-                    break;
-                }
-                run_jobs(&state, &worker, jobs, lease).await;
-            }
-            Ok(_) => {
-                tokio::select! {
-                    _ = state.wakeup.wait() => {}
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = shutdown.cancelled() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "job claim failed; backing off");
-                tokio::select! {
-                    _ = tokio::time::sleep(poll * 4) => {}
-                    _ = shutdown.cancelled() => {}
-                }
-            }
-        }
-    }
-}
-
-/// Runs claimed jobs, one handler call per task, and records the failures.
-async fn run_jobs(state: &AppState, worker: &str, jobs: Vec<store::JobRow>, lease: Duration) {
-    let mut by_task: std::collections::BTreeMap<String, Vec<store::JobRow>> = Default::default();
-    for job in jobs {
-        by_task.entry(job.task.clone()).or_default().push(job);
-    }
-    for (task_name, jobs) in by_task {
-        let Some(task) = tasks().iter().find(|t| t.name == task_name) else {
-            for job in &jobs {
-                let _ = store::fail(&state.db, job, worker, &format!("unknown task '{task_name}'"), false).await;
-            }
-            continue;
-        };
-        let rows: std::collections::HashMap<i64, store::JobRow> = jobs.iter().map(|job| (job.id, job.clone())).collect();
-        // The handler runs in its own task (a panic is contained) and within the lease.
-        let handle = tokio::spawn((task.handler)(state.clone(), Claimed { worker: worker.to_owned(), jobs }));
-        let outcomes: Vec<Outcome> = match tokio::time::timeout(lease.saturating_sub(Duration::from_secs(5)), handle).await {
-            Ok(Ok(outcomes)) => outcomes,
-            Ok(Err(join_error)) => {
-                rows.keys().map(|id| (*id, Err(JobError::Fatal(format!("handler panicked: {join_error}"))))).collect()
-            }
-            Err(_) => rows.keys().map(|id| (*id, Err(JobError::Retry("handler exceeded its lease".into())))).collect(),
-        };
-        for (job_id, outcome) in outcomes {
-            let (Err(error), Some(job)) = (outcome, rows.get(&job_id)) else { continue };
-            let recorded = match &error {
-                JobError::Retry(msg) => {
-                    tracing::warn!(task = job.task, job = %job.uuid, attempt = job.attempts, error = %msg, "job failed; will retry if attempts remain");
-                    store::fail(&state.db, job, worker, msg, true).await
-                }
-                JobError::Fatal(msg) => {
-                    tracing::error!(task = job.task, job = %job.uuid, error = %msg, "job failed permanently");
-                    store::fail(&state.db, job, worker, msg, false).await
-                }
-            };
-            if let Err(e) = recorded {
-                // The lease will expire and another worker will pick the job up again.
-                tracing::warn!(error = %e, job = %job.uuid, "could not record job outcome");
-            }
-        }
-    }
+    Ok(store::NewJob { queue: J::QUEUE, task: J::NAME, payload, max_attempts: J::MAX_ATTEMPTS.max(1), run_at, dedupe_key: None })
 }

@@ -1,7 +1,9 @@
 //! SQL for the `jobs` table: the durable queue. A job is enqueued inside the transaction that
 //! creates its subject (so a committed alert always has its job), claimed atomically by one
-//! worker under a lease, and finished, retried with backoff, or failed. A worker that dies keeps
-//! its lease until it expires; the job is then claimable again.
+//! worker under a lease, and finished, retried after its backoff (a later `run_at`), or failed.
+//! A worker that dies keeps its lease until it expires; the job is then claimable again. Every
+//! finishing statement is conditioned on the claim (id, attempt, worker), so a worker that lost
+//! its lease changes nothing.
 
 use std::time::Duration;
 
@@ -20,46 +22,42 @@ pub struct JobRow {
     pub queue: String,
     pub task: String,
     pub payload: Json<Value>,
+    /// This attempt's number (the claim counted it).
     pub attempts: i32,
-    pub max_attempts: i32,
-    pub backoff_seconds: i32,
 }
 
-const COLUMNS: &str = "id, uuid, queue, task, payload, attempts, max_attempts, backoff_seconds";
+const COLUMNS: &str = "id, uuid, queue, task, payload, attempts";
 
+/// A job to insert: its task, queue and payload, and when it may first run.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
     pub queue: &'a str,
     pub task: &'a str,
     pub payload: Value,
     pub max_attempts: i32,
-    pub backoff_seconds: i32,
     pub run_at: DateTime<Utc>,
+    /// Unique among live (todo/doing) jobs: periodic jobs record their period here.
+    pub dedupe_key: Option<String>,
 }
 
-pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>) -> sqlx::Result<Uuid> {
-    let uuids = enqueue_many(tx, std::slice::from_ref(job)).await?;
-    Ok(uuids[0])
-}
+/// Columns bound per job by `insert`.
+const INSERT_BINDS_PER_JOB: usize = 7;
 
-/// Columns bound per job by `enqueue_many`.
-const ENQUEUE_BINDS_PER_JOB: usize = 7;
-
-/// Enqueues jobs in one statement (a group-commit batch's jobs); returns their uuids in order.
-pub async fn enqueue_many(tx: &mut Tx, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<Uuid>> {
+/// Inserts jobs in one statement (a group-commit batch's jobs); returns their uuids in order.
+pub async fn insert(tx: &mut Tx, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<Uuid>> {
     let uuids: Vec<Uuid> = jobs.iter().map(|_| Uuid::new_v4()).collect();
     if jobs.is_empty() {
         return Ok(uuids);
     }
-    // $1 = created_at/updated_at, then ENQUEUE_BINDS_PER_JOB placeholders per job.
+    // $1 = created_at/updated_at, then INSERT_BINDS_PER_JOB placeholders per job.
     let rows: Vec<String> = (0..jobs.len())
         .map(|row| {
-            let p = |column: usize| format!("${}", 2 + row * ENQUEUE_BINDS_PER_JOB + column);
-            format!("({}, {}, {}, {}, 'todo', 0, {}, {}, {}, $1, $1)", p(0), p(1), p(2), p(3), p(4), p(5), p(6))
+            let p = |column: usize| format!("${}", 2 + row * INSERT_BINDS_PER_JOB + column);
+            format!("({}, {}, {}, {}, 'todo', 0, {}, 0, {}, {}, $1, $1)", p(0), p(1), p(2), p(3), p(4), p(5), p(6))
         })
         .collect();
     let sql = format!(
-        "INSERT INTO jobs (uuid, queue, task, payload, status, attempts, max_attempts, backoff_seconds, run_at, created_at, updated_at) \
+        "INSERT INTO jobs (uuid, queue, task, payload, status, attempts, max_attempts, backoff_seconds, run_at, dedupe_key, created_at, updated_at) \
          VALUES {}",
         rows.join(", ")
     );
@@ -67,25 +65,26 @@ pub async fn enqueue_many(tx: &mut Tx, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now());
         for (job, uuid) in jobs.iter().zip(&uuids) {
             query = query.bind(*uuid).bind(job.queue).bind(job.task).bind(Json(&job.payload)).bind(job.max_attempts)
-                .bind(job.backoff_seconds).bind(job.run_at);
+                .bind(job.run_at).bind(job.dedupe_key.as_deref());
         }
         query.execute(c).await.map(|_| ())
     })?;
     Ok(uuids)
 }
 
-/// Claims up to `limit` due `todo` jobs of `queues` for `worker`, oldest first, in one statement
-/// that the `(status, queue, run_at)` index answers. On PostgreSQL the rows are picked with
-/// `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same job and never wait on
+/// Claims up to `limit` due `todo` jobs of `tasks` on `queues` for `worker`, oldest first, in one
+/// statement that the `(status, queue, run_at)` index answers. On PostgreSQL the rows are picked
+/// with `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same job and never wait on
 /// each other; SQLite runs one writer at a time, which gives the same guarantee.
-pub async fn claim(db: &Db, worker: &str, queues: &[&str], lease: Duration, limit: usize) -> sqlx::Result<Vec<JobRow>> {
+pub async fn claim(db: &Db, worker: &str, queues: &[&str], tasks: &[&str], lease: Duration, limit: usize) -> sqlx::Result<Vec<JobRow>> {
     let at = now();
     let locked_until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-    // Queue names are compile-time constants; only their placeholders are generated.
-    let placeholders: Vec<String> = (0..queues.len()).map(|i| format!("${}", i + 5)).collect();
+    // Queue and task names are compile-time constants; only their placeholders are generated.
+    let queue_list = placeholders(5, queues.len());
+    let task_list = placeholders(5 + queues.len(), tasks.len());
     let pick = format!(
-        "SELECT id FROM jobs WHERE status = 'todo' AND queue IN ({}) AND run_at <= $3 ORDER BY run_at, id LIMIT $4",
-        placeholders.join(", ")
+        "SELECT id FROM jobs WHERE status = 'todo' AND queue IN ({queue_list}) AND task IN ({task_list}) AND run_at <= $3 \
+         ORDER BY run_at, id LIMIT $4"
     );
     let set = "SET status = 'doing', attempts = attempts + 1, locked_by = $1, locked_until = $2, started_at = $3, updated_at = $3";
     let sql = match db {
@@ -97,14 +96,31 @@ pub async fn claim(db: &Db, worker: &str, queues: &[&str], lease: Duration, limi
         ),
         Db::Sqlite(_) => format!("UPDATE jobs {set} WHERE id IN ({pick}) AND status = 'todo' RETURNING {COLUMNS}"),
     };
+    // SQLite: a plain read first. The claim is a write transaction, which takes the process's
+    // write gate (and the file lock) even when it finds nothing; idle workers polling every claim
+    // class would otherwise keep the ingest writer waiting.
+    if let Db::Sqlite(pool) = db {
+        let probe = format!(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'todo' AND queue IN ({}) AND task IN ({}) AND run_at <= $1)",
+            placeholders(2, queues.len()),
+            placeholders(2 + queues.len(), tasks.len())
+        );
+        let mut query = sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(probe)).bind(at);
+        for name in queues.iter().chain(tasks) {
+            query = query.bind(*name);
+        }
+        if !query.fetch_one(pool).await? {
+            return Ok(Vec::new());
+        }
+    }
     // A transaction, so that on SQLite the claim queues on the process's write gate with the
     // other writers instead of spinning in SQLite's busy handler.
     let mut tx = db.begin().await?;
     let mut claimed = with_tx!(&mut tx, c => {
         let mut query = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql)).bind(worker).bind(locked_until).bind(at)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        for queue in queues {
-            query = query.bind(*queue);
+        for name in queues.iter().chain(tasks) {
+            query = query.bind(*name);
         }
         query.fetch_all(c).await
     })?;
@@ -113,60 +129,86 @@ pub async fn claim(db: &Db, worker: &str, queues: &[&str], lease: Duration, limi
     Ok(claimed)
 }
 
-/// Housekeeping, run now and then by one worker loop: jobs whose lease expired (their worker
-/// died) become claimable again (attempts are kept, so a job that kills its worker every time
-/// still runs out of attempts), and finished jobs older than `keep` are deleted.
-pub async fn reap(db: &Db, keep: chrono::Duration) -> sqlx::Result<(u64, u64)> {
+/// Jobs whose lease expired (their worker died or hung) become claimable again. Attempts are
+/// kept, so a job that kills its worker every time still runs out of attempts: the runner fails
+/// a claimed job whose attempts exceed its policy without running it. Several processes may run
+/// this at once: it is idempotent.
+pub async fn requeue_expired(db: &Db) -> sqlx::Result<u64> {
     let at = now();
-    // Transactions, so that on SQLite they queue on the write gate (see `claim`).
+    // A transaction, so that on SQLite it queues on the write gate (see `claim`).
     let mut tx = db.begin().await?;
     let requeued = with_tx!(&mut tx, p => sqlx::query(
-        "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'todo' END, \
-         last_error = 'lease expired (worker lost)', locked_by = NULL, locked_until = NULL, updated_at = $1 \
-         WHERE status = 'doing' AND locked_until < $1")
+        "UPDATE jobs SET status = 'todo', last_error = 'lease expired (worker lost or handler too slow)', \
+         locked_by = NULL, locked_until = NULL, updated_at = $1 WHERE status = 'doing' AND locked_until < $1")
         .bind(at).execute(p).await.map(|r| r.rows_affected()))?;
     tx.commit().await?;
-    let mut tx = db.begin().await?;
-    let deleted = with_tx!(&mut tx, p => sqlx::query(
-        "DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1")
-        .bind(at - keep).execute(p).await.map(|r| r.rows_affected()))?;
-    tx.commit().await?;
-    Ok((requeued, deleted))
+    Ok(requeued)
 }
 
-/// Marks the jobs done, if this worker still holds them, in the caller's transaction: the
-/// handler commits its work and the jobs' success together.
-pub async fn succeed_in(tx: &mut Tx, job_ids: &[i64], worker: &str) -> sqlx::Result<()> {
-    if job_ids.is_empty() {
-        return Ok(());
+/// Deletes finished jobs last touched before `before`, in the caller's transaction.
+pub async fn delete_finished_before(tx: &mut Tx, before: DateTime<Utc>) -> sqlx::Result<u64> {
+    with_tx!(tx, p => sqlx::query("DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1")
+        .bind(before).execute(p).await.map(|r| r.rows_affected()))
+}
+
+/// One attempt of a job as claimed by one worker: what a completion or failure is conditioned on.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub id: i64,
+    pub attempt: i32,
+    pub worker: &'a str,
+}
+
+/// Marks the claimed jobs succeeded in the caller's transaction, each only if it is still
+/// `doing` under this worker and this attempt. Returns how many were; fewer than asked means a
+/// job was handed to another worker, and the caller must roll back.
+pub async fn complete_in(tx: &mut Tx, claims: &[Claim<'_>]) -> sqlx::Result<u64> {
+    if claims.is_empty() {
+        return Ok(0);
     }
-    let list: Vec<String> = (0..job_ids.len()).map(|i| format!("${}", i + 3)).collect();
+    // One statement for a batch; each job matched on its own (id, attempt, worker) claim.
+    let matches: Vec<String> = (0..claims.len())
+        .map(|i| format!("(id = ${} AND attempts = ${} AND locked_by = ${})", 2 + i * 3, 3 + i * 3, 4 + i * 3))
+        .collect();
     let sql = format!(
         "UPDATE jobs SET status = 'succeeded', finished_at = $1, updated_at = $1, locked_by = NULL, locked_until = NULL, \
-         last_error = NULL WHERE locked_by = $2 AND id IN ({})",
-        list.join(", ")
+         last_error = NULL WHERE status = 'doing' AND ({})",
+        matches.join(" OR ")
     );
     with_tx!(tx, c => {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now()).bind(worker);
-        for id in job_ids {
-            query = query.bind(*id);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now());
+        for claim in claims {
+            query = query.bind(claim.id).bind(claim.attempt).bind(claim.worker);
         }
-        query.execute(c).await.map(|_| ())
+        query.execute(c).await.map(|r| r.rows_affected())
     })
 }
 
-/// Records a failure: back to `todo` after the backoff while attempts remain, else `failed`.
-pub async fn fail(db: &Db, job: &JobRow, worker: &str, error: &str, retryable: bool) -> sqlx::Result<()> {
+/// What to do with a job whose attempt failed.
+#[derive(Debug, Clone, Copy)]
+pub enum AfterFailure {
+    /// Back to `todo`, runnable again at this time.
+    RetryAt(DateTime<Utc>),
+    /// `failed` for good.
+    GiveUp,
+}
+
+/// Records a failed attempt, if this worker still holds it; `max_attempts` records the policy
+/// that applied (the registry's, which settings may override).
+pub async fn fail(db: &Db, claim: Claim<'_>, max_attempts: Option<i32>, error: &str, then: AfterFailure) -> sqlx::Result<()> {
     let at = now();
-    let retry = retryable && job.attempts < job.max_attempts;
-    let run_at = at + chrono::Duration::seconds(job.backoff_seconds.max(0) as i64);
+    let (retry, run_at) = match then {
+        AfterFailure::RetryAt(run_at) => (true, run_at),
+        AfterFailure::GiveUp => (false, at),
+    };
     let error: String = error.chars().take(2000).collect();
     let mut tx = db.begin().await?;
     with_tx!(&mut tx, c => sqlx::query(
         "UPDATE jobs SET status = CASE WHEN $1 THEN 'todo' ELSE 'failed' END, run_at = CASE WHEN $1 THEN $2 ELSE run_at END, \
-         finished_at = CASE WHEN $1 THEN NULL ELSE $3 END, last_error = $4, locked_by = NULL, locked_until = NULL, updated_at = $3 \
-         WHERE id = $5 AND locked_by = $6")
-        .bind(retry).bind(run_at).bind(at).bind(error).bind(job.id).bind(worker).execute(c).await.map(|_| ()))?;
+         finished_at = CASE WHEN $1 THEN NULL ELSE $3 END, last_error = $4, max_attempts = COALESCE($5, max_attempts), locked_by = NULL, locked_until = NULL, \
+         updated_at = $3 WHERE id = $6 AND attempts = $7 AND locked_by = $8 AND status = 'doing'")
+        .bind(retry).bind(run_at).bind(at).bind(error).bind(max_attempts).bind(claim.id).bind(claim.attempt).bind(claim.worker)
+        .execute(c).await.map(|_| ()))?;
     tx.commit().await
 }
 
@@ -175,11 +217,10 @@ pub async fn release(db: &Db, job_ids: &[i64], worker: &str) -> sqlx::Result<()>
     if job_ids.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = (0..job_ids.len()).map(|i| format!("${}", i + 3)).collect();
     let sql = format!(
         "UPDATE jobs SET status = 'todo', attempts = attempts - 1, locked_by = NULL, locked_until = NULL, updated_at = $1 \
-         WHERE locked_by = $2 AND id IN ({})",
-        list.join(", ")
+         WHERE locked_by = $2 AND status = 'doing' AND id IN ({})",
+        placeholders(3, job_ids.len())
     );
     let mut tx = db.begin().await?;
     with_tx!(&mut tx, c => {
@@ -190,6 +231,11 @@ pub async fn release(db: &Db, job_ids: &[i64], worker: &str) -> sqlx::Result<()>
         query.execute(c).await.map(|_| ())
     })?;
     tx.commit().await
+}
+
+/// `$first, $first+1, …` for `count` values.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Jobs waiting to run, per queue.

@@ -15,6 +15,7 @@ mod encryption;
 mod health;
 mod http_surface;
 mod ingest;
+mod jobs;
 mod indicator_mappings;
 mod indicators;
 mod rate_limits;

@@ -1,0 +1,243 @@
+//! The workers: claim loops, the lease watchdog, failure recording, the lease reaper and the
+//! periodic scheduler, all stopped by one shutdown token. A job that was claimed but not started
+//! at shutdown is released; one that is running is allowed to finish (within its lease).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::registry::{Entry, Registry};
+use super::store::{self, AfterFailure, Claim, JobRow};
+use super::{JobCtx, JobError};
+use crate::db::{Db, now};
+
+/// Wakes idle workers in this process when a job is enqueued here, so latency is not bound by
+/// the poll interval; workers in other processes find jobs by polling.
+#[derive(Default, Clone)]
+pub struct Wakeup(Arc<Notify>);
+
+impl Wakeup {
+    pub fn job_enqueued(&self) {
+        self.0.notify_one();
+    }
+    async fn wait(&self) {
+        self.0.notified().await
+    }
+}
+
+/// How the workers of one process run.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Worker loops (`QUEUE_CONCURRENCY`).
+    pub concurrency: usize,
+    /// How long a claim reserves its jobs (`QUEUE_LEASE_SECONDS`). A handler is cancelled
+    /// shortly before it ends, so it never runs while another worker may hold the job.
+    pub lease: Duration,
+    /// How often an idle worker looks for jobs enqueued by other processes.
+    pub poll: Duration,
+    /// How often expired leases are requeued.
+    pub reap_every: Duration,
+}
+
+impl WorkerConfig {
+    /// The time a claimed batch may run: the lease minus a safety margin for recording the
+    /// outcome (a fifth of the lease, at most 5 s).
+    fn run_budget(&self) -> Duration {
+        self.lease.saturating_sub((self.lease / 5).min(Duration::from_secs(5)))
+    }
+}
+
+/// Runs the worker loops, the reaper and the periodic scheduler until `shutdown` fires, then
+/// waits for running jobs.
+pub async fn run_workers<Ctx: Clone + Send + Sync + 'static>(
+    registry: Registry<Ctx>,
+    ctx: Ctx,
+    db: Db,
+    config: WorkerConfig,
+    wakeup: Wakeup,
+    shutdown: CancellationToken,
+) {
+    let registry = Arc::new(registry);
+    let runner = Arc::new(Runner { registry: registry.clone(), ctx, db: db.clone(), config: config.clone(), wakeup: wakeup.clone() });
+    let mut loops: Vec<_> = (0..config.concurrency.max(1))
+        .map(|i| tokio::spawn(runner.clone().worker_loop(worker_id(i), shutdown.clone())))
+        .collect();
+    loops.push(tokio::spawn(reaper(db.clone(), config.reap_every, wakeup.clone(), shutdown.clone())));
+    let scheduler_wakeup = wakeup.clone();
+    loops.push(tokio::spawn(super::periodic::scheduler(db, registry.periodic().to_vec(), shutdown.clone(), move || {
+        scheduler_wakeup.job_enqueued()
+    })));
+    tracing::info!(concurrency = config.concurrency, queues = ?registry.queues(), tasks = ?registry.names(), "workers started");
+    for handle in loops {
+        let _ = handle.await;
+    }
+    tracing::info!("workers drained");
+}
+
+fn worker_id(index: usize) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "calseta".into());
+    format!("{host}:{}:{index}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Requeues jobs whose lease expired, every `every`. Several processes may run it at once.
+async fn reaper(db: Db, every: Duration, wakeup: Wakeup, shutdown: CancellationToken) {
+    loop {
+        match store::requeue_expired(&db).await {
+            Ok(0) => {}
+            Ok(requeued) => {
+                tracing::info!(requeued, "jobs with an expired lease requeued");
+                wakeup.job_enqueued();
+            }
+            Err(e) => tracing::warn!(error = %e, "requeueing expired jobs failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+pub(crate) struct Runner<Ctx> {
+    registry: Arc<Registry<Ctx>>,
+    ctx: Ctx,
+    db: Db,
+    config: WorkerConfig,
+    wakeup: Wakeup,
+}
+
+impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
+    async fn worker_loop(self: Arc<Self>, worker: String, shutdown: CancellationToken) {
+        let worker: Arc<str> = worker.into();
+        let queues = self.registry.queues();
+        let groups = self.registry.claim_groups();
+        while !shutdown.is_cancelled() {
+            // Each claim class in turn (batching job types first); idle only when all are empty.
+            // Only registered task names are claimed: a job of a type this binary does not know
+            // (a newer release's, during a rolling deploy) waits for a worker that does.
+            let mut worked = false;
+            let mut failed = false;
+            for (batch_size, tasks) in &groups {
+                match store::claim(&self.db, &worker, &queues, tasks, self.config.lease, *batch_size).await {
+                    Ok(jobs) if jobs.is_empty() => {}
+                    Ok(jobs) => {
+                        if shutdown.is_cancelled() {
+                            let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
+                            let _ = store::release(&self.db, &ids, &worker).await;
+                            return;
+                        }
+                        self.run_claimed(&worker, jobs).await;
+                        worked = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "job claim failed; backing off");
+                        failed = true;
+                    }
+                }
+            }
+            if worked {
+                continue;
+            }
+            let idle = if failed { self.config.poll * 4 } else { self.config.poll };
+            tokio::select! {
+                _ = self.wakeup.wait() => {}
+                _ = tokio::time::sleep(idle) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// Runs one claim's jobs (all of one claim class), one handler call per task, and records
+    /// what did not succeed.
+    pub(crate) async fn run_claimed(&self, worker: &Arc<str>, jobs: Vec<JobRow>) {
+        let mut by_task: std::collections::BTreeMap<String, Vec<JobRow>> = Default::default();
+        for job in jobs {
+            by_task.entry(job.task.clone()).or_default().push(job);
+        }
+        for (task, jobs) in by_task {
+            let Some(entry) = self.registry.get(&task) else {
+                for job in &jobs {
+                    self.record(worker, job, None, JobError::Fatal(format!("unknown task '{task}'")), None).await;
+                }
+                continue;
+            };
+            let mut runnable = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                if job.attempts > entry.retry.max_attempts {
+                    // Requeued after its lease expired on its last attempt: it gets no more.
+                    let error = JobError::Fatal("out of attempts (its last attempt outlived its lease)".into());
+                    self.record(worker, &job, Some(entry.retry.max_attempts), error, Some(entry)).await;
+                } else {
+                    runnable.push(job);
+                }
+            }
+            if !runnable.is_empty() {
+                self.run_batch(worker, entry, runnable).await;
+            }
+        }
+    }
+
+    async fn run_batch(&self, worker: &Arc<str>, entry: &Entry<Ctx>, jobs: Vec<JobRow>) {
+        let contexts: Vec<JobCtx> =
+            jobs.iter().map(|job| JobCtx::new(job.id, job.uuid, job.attempts, entry.retry.max_attempts, worker.clone())).collect();
+        let input: Vec<(Value, JobCtx)> = jobs.iter().zip(&contexts).map(|(job, ctx)| (job.payload.0.clone(), ctx.clone())).collect();
+        // The handler runs in its own task (a panic is contained) and is cancelled (aborted: its
+        // future is dropped, so none of its open transactions commits) before the lease ends.
+        let mut handle = tokio::spawn((entry.run)(self.ctx.clone(), input));
+        let outcomes: Vec<Result<(), JobError>> = match tokio::time::timeout(self.config.run_budget(), &mut handle).await {
+            Ok(Ok(outcomes)) => outcomes,
+            Ok(Err(join_error)) => jobs.iter().map(|_| Err(JobError::Fatal(format!("handler panicked: {join_error}")))).collect(),
+            Err(_) => {
+                handle.abort();
+                let _ = handle.await;
+                tracing::warn!(task = entry.name, jobs = jobs.len(), "job handler outlived its lease and was cancelled");
+                jobs.iter().map(|_| Err(JobError::Retry("handler exceeded its lease and was cancelled".into()))).collect()
+            }
+        };
+        for ((job, job_ctx), outcome) in jobs.iter().zip(&contexts).zip(outcomes) {
+            match outcome {
+                Ok(()) if job_ctx.is_completed() => {}
+                // A handler without writes of its own: complete it here, under the same condition.
+                Ok(()) => {
+                    if let Err(e) = self.complete(job_ctx).await {
+                        tracing::warn!(task = entry.name, job = %job.uuid, error = %e.message(), "could not record job success");
+                    }
+                }
+                Err(error) => self.record(worker, job, Some(entry.retry.max_attempts), error, Some(entry)).await,
+            }
+        }
+    }
+
+    async fn complete(&self, job: &JobCtx) -> Result<(), JobError> {
+        let mut tx = self.db.begin().await?;
+        job.complete_in(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: another one after the backoff while attempts remain, else failed.
+    async fn record(&self, worker: &str, job: &JobRow, max_attempts: Option<i32>, error: JobError, entry: Option<&Entry<Ctx>>) {
+        let claim = Claim { id: job.id, attempt: job.attempts, worker };
+        let then = match (&error, entry) {
+            (JobError::LeaseLost, _) => {
+                tracing::warn!(task = job.task, job = %job.uuid, "job handed to another worker; this run's work was rolled back");
+                return;
+            }
+            (JobError::Retry(msg), Some(entry)) if job.attempts < entry.retry.max_attempts => {
+                let wait = entry.retry.backoff.delay(job.attempts);
+                tracing::warn!(task = job.task, job = %job.uuid, attempt = job.attempts, retry_in = ?wait, error = %msg, "job failed; will retry");
+                AfterFailure::RetryAt(now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)))
+            }
+            (error, _) => {
+                tracing::error!(task = job.task, job = %job.uuid, attempt = job.attempts, error = %error.message(), "job failed permanently");
+                AfterFailure::GiveUp
+            }
+        };
+        if let Err(e) = store::fail(&self.db, claim, max_attempts, &error.message(), then).await {
+            // The lease will expire and the job will be claimed again.
+            tracing::warn!(error = %e, job = %job.uuid, "could not record job outcome");
+        }
+    }
+}
