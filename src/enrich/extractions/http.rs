@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::model::{ExtractionBulkCreate, ExtractionCreate, ExtractionListQuery, ExtractionResponse, ExtractionUpdate};
+use super::model::{Extraction, ExtractionBulkCreate, ExtractionCreate, ExtractionListQuery, ExtractionUpdate};
 use super::service::{self, CreateExtraction, CreateExtractions, DeleteExtraction, GetExtraction, ListExtractions, UpdateExtraction};
 use crate::auth::scoped::Authorized;
 use crate::error::Result;
@@ -24,7 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/v1/enrichment-field-extractions", tag = "enrichment-field-extractions",
     params(("provider_name" = Option<String>, Query), ("indicator_type" = Option<String>, Query), ("is_system" = Option<bool>, Query),
            ("is_active" = Option<bool>, Query), ("page" = Option<i64>, Query), ("page_size" = Option<i64>, Query)),
-    responses((status = 200, description = "Field extractions, oldest first", body = [ExtractionResponse])),
+    responses((status = 200, description = "Field extractions, oldest first", body = [Extraction])),
     security(("bearer" = ["enrichments:read"])))]
 pub async fn list_extractions(
     auth: Authorized<ListExtractions>,
@@ -36,7 +36,7 @@ pub async fn list_extractions(
 }
 
 #[utoipa::path(post, path = "/v1/enrichment-field-extractions", tag = "enrichment-field-extractions", request_body = ExtractionCreate,
-    responses((status = 201, body = ExtractionResponse), (status = 409, description = "DUPLICATE_EXTRACTION"),
+    responses((status = 201, body = Extraction), (status = 409, description = "DUPLICATE_EXTRACTION"),
               (status = 422, description = "PROVIDER_NOT_FOUND or invalid fields")), security(("bearer" = ["admin"])))]
 pub async fn create_extraction(
     auth: Authorized<CreateExtraction>,
@@ -48,7 +48,7 @@ pub async fn create_extraction(
 }
 
 #[utoipa::path(post, path = "/v1/enrichment-field-extractions/bulk", tag = "enrichment-field-extractions", request_body = ExtractionBulkCreate,
-    responses((status = 201, body = [ExtractionResponse]), (status = 409, description = "DUPLICATE_EXTRACTION; nothing created")),
+    responses((status = 201, body = [Extraction]), (status = 409, description = "DUPLICATE_EXTRACTION; nothing created")),
     security(("bearer" = ["admin"])))]
 pub async fn create_extractions_bulk(
     auth: Authorized<CreateExtractions>,
@@ -60,7 +60,7 @@ pub async fn create_extractions_bulk(
 }
 
 #[utoipa::path(get, path = "/v1/enrichment-field-extractions/{extraction_uuid}", tag = "enrichment-field-extractions", params(("extraction_uuid" = Uuid, Path)),
-    responses((status = 200, body = ExtractionResponse), (status = 404, description = "Enrichment field extraction not found.")),
+    responses((status = 200, body = Extraction), (status = 404, description = "Enrichment field extraction not found.")),
     security(("bearer" = ["enrichments:read"])))]
 pub async fn get_extraction(auth: Authorized<GetExtraction>, State(state): State<AppState>, ValidPath(uuid): ValidPath<Uuid>) -> Result<Response> {
     Ok(Data::new(service::get(&state, &auth.principal, uuid).await?).into_response())
@@ -68,7 +68,7 @@ pub async fn get_extraction(auth: Authorized<GetExtraction>, State(state): State
 
 #[utoipa::path(patch, path = "/v1/enrichment-field-extractions/{extraction_uuid}", tag = "enrichment-field-extractions", params(("extraction_uuid" = Uuid, Path)),
     request_body = ExtractionUpdate,
-    responses((status = 200, body = ExtractionResponse), (status = 403, description = "SYSTEM_EXTRACTION_RESTRICTED"),
+    responses((status = 200, body = Extraction), (status = 403, description = "SYSTEM_EXTRACTION_RESTRICTED"),
               (status = 409, description = "DUPLICATE_EXTRACTION"), (status = 404, description = "Enrichment field extraction not found.")),
     security(("bearer" = ["admin"])))]
 pub async fn patch_extraction(

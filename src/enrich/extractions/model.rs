@@ -2,14 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::store::ExtractionRow;
 use crate::http::query::lenient_bool;
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ExtractionResponse {
+/// One field extraction, as stored and as returned (its internal id is neither read nor sent).
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+pub struct Extraction {
     pub uuid: Uuid,
     pub provider_name: String,
     pub indicator_type: String,
@@ -21,24 +22,6 @@ pub struct ExtractionResponse {
     pub description: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl From<ExtractionRow> for ExtractionResponse {
-    fn from(row: ExtractionRow) -> Self {
-        ExtractionResponse {
-            uuid: row.uuid,
-            provider_name: row.provider_name,
-            indicator_type: row.indicator_type,
-            source_path: row.source_path,
-            target_key: row.target_key,
-            value_type: row.value_type,
-            is_system: row.is_system,
-            is_active: row.is_active,
-            description: row.description,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,17 +61,12 @@ pub struct ExtractionBulkCreate {
 
 /// `null` leaves a field unchanged; system extractions accept `is_active` only.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExtractionUpdate {
-    #[serde(default)]
     pub source_path: Option<String>,
-    #[serde(default)]
     pub target_key: Option<String>,
-    #[serde(default)]
     pub value_type: Option<String>,
-    #[serde(default)]
     pub is_active: Option<bool>,
-    #[serde(default)]
     pub description: Option<String>,
 }
 

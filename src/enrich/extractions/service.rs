@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::model::{ExtractionBulkCreate, ExtractionCreate, ExtractionListQuery, ExtractionResponse, ExtractionUpdate};
+use super::model::{Extraction, ExtractionBulkCreate, ExtractionCreate, ExtractionListQuery, ExtractionUpdate};
 use super::store::{self, ExtractionFilter, ExtractionPatch, NewExtraction};
 use crate::audit::{self, Outcome, Record};
 use crate::db::Tx;
@@ -89,7 +89,7 @@ fn check_create(errors: &mut FieldErrors, prefix: &str, body: &ExtractionCreate)
 }
 
 /// Extractions in creation order, one page.
-pub async fn list(state: &AppState, who: &Principal, pagination: Pagination, query: ExtractionListQuery) -> Result<Page<ExtractionResponse>> {
+pub async fn list(state: &AppState, who: &Principal, pagination: Pagination, query: ExtractionListQuery) -> Result<Page<Extraction>> {
     who.authorize::<ListExtractions>()?;
     let pagination = pagination.validate()?;
     let filter = ExtractionFilter {
@@ -99,15 +99,15 @@ pub async fn list(state: &AppState, who: &Principal, pagination: Pagination, que
         is_active: query.is_active,
     };
     let (rows, total) = store::list_extractions(&state.db, filter, pagination.limit(), pagination.offset()).await?;
-    Ok(Page::new(rows.into_iter().map(ExtractionResponse::from).collect(), total, pagination))
+    Ok(Page::new(rows, total, pagination))
 }
 
-pub async fn get(state: &AppState, who: &Principal, uuid: Uuid) -> Result<ExtractionResponse> {
+pub async fn get(state: &AppState, who: &Principal, uuid: Uuid) -> Result<Extraction> {
     who.authorize::<GetExtraction>()?;
-    Ok(store::find_extraction(&state.db, uuid).await?.ok_or_else(not_found)?.into())
+    Ok(store::find_extraction(&state.db, uuid).await?.ok_or_else(not_found)?)
 }
 
-pub async fn create(state: &AppState, who: &Principal, body: ExtractionCreate) -> Result<ExtractionResponse> {
+pub async fn create(state: &AppState, who: &Principal, body: ExtractionCreate) -> Result<Extraction> {
     who.authorize::<CreateExtraction>()?;
     let mut errors = FieldErrors::default();
     check_create(&mut errors, "", &body);
@@ -123,11 +123,11 @@ pub async fn create(state: &AppState, who: &Principal, body: ExtractionCreate) -
     audit::record(&mut tx, who, Record::success(CreateExtraction::NAME, TARGET, row.uuid).with_details(details)).await?;
     tx.commit().await?;
     state.enricher.invalidate().await;
-    Ok(row.into())
+    Ok(row)
 }
 
 /// Creates every extraction or none (a duplicate anywhere is a 409 and leaves nothing behind).
-pub async fn create_bulk(state: &AppState, who: &Principal, body: ExtractionBulkCreate) -> Result<Vec<ExtractionResponse>> {
+pub async fn create_bulk(state: &AppState, who: &Principal, body: ExtractionBulkCreate) -> Result<Vec<Extraction>> {
     who.authorize::<CreateExtractions>()?;
     let mut errors = FieldErrors::default();
     if body.extractions.is_empty() || body.extractions.len() > MAX_BULK {
@@ -150,10 +150,10 @@ pub async fn create_bulk(state: &AppState, who: &Principal, body: ExtractionBulk
     audit::record(&mut tx, who, record).await?;
     tx.commit().await?;
     state.enricher.invalidate().await;
-    Ok(rows.into_iter().map(ExtractionResponse::from).collect())
+    Ok(rows)
 }
 
-async fn insert_all(tx: &mut Tx, bodies: &[ExtractionCreate]) -> Result<Vec<store::ExtractionRow>> {
+async fn insert_all(tx: &mut Tx, bodies: &[ExtractionCreate]) -> Result<Vec<Extraction>> {
     for body in bodies {
         if !provider_exists(tx, &body.provider_name).await? {
             return Err(Error::client(
@@ -179,7 +179,7 @@ async fn insert_all(tx: &mut Tx, bodies: &[ExtractionCreate]) -> Result<Vec<stor
     Ok(created)
 }
 
-pub async fn update(state: &AppState, who: &Principal, uuid: Uuid, body: ExtractionUpdate) -> Result<ExtractionResponse> {
+pub async fn update(state: &AppState, who: &Principal, uuid: Uuid, body: ExtractionUpdate) -> Result<Extraction> {
     who.authorize::<UpdateExtraction>()?;
     let mut errors = FieldErrors::default();
     let (path, key, value_type) = (body.source_path.as_deref(), body.target_key.as_deref(), body.value_type.as_deref());
@@ -203,7 +203,7 @@ pub async fn update(state: &AppState, who: &Principal, uuid: Uuid, body: Extract
     audit::record(&mut tx, who, Record::success(UpdateExtraction::NAME, TARGET, row.uuid).with_details(details)).await?;
     tx.commit().await?;
     state.enricher.invalidate().await;
-    Ok(row.into())
+    Ok(row)
 }
 
 pub async fn delete(state: &AppState, who: &Principal, uuid: Uuid) -> Result<()> {

@@ -19,18 +19,15 @@ operation!(EnrichIndicator = "enrichments.enrich", scopes ["enrichments:read"]);
 operation!(ListRegisteredProviders = "enrichments.list_providers", scopes ["enrichments:read"]);
 
 /// `{"type", "value"}`, or Calseta's longer `{"indicator_type", "indicator_value"}`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct OnDemandRequest {
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub indicator_type_short: Option<String>,
-    #[serde(default)]
     pub value: Option<String>,
     /// Accepted when `type` is absent.
-    #[serde(default)]
     pub indicator_type: Option<String>,
     /// Accepted when `value` is absent.
-    #[serde(default)]
     pub indicator_value: Option<String>,
 }
 

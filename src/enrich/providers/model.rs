@@ -110,30 +110,20 @@ fn default_ttl() -> i32 {
 
 /// `null` leaves a field unchanged (api.md: nulls ignored).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProviderUpdate {
-    #[serde(default)]
     pub display_name: Option<String>,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub is_active: Option<bool>,
-    #[serde(default)]
     pub supported_indicator_types: Option<Vec<String>>,
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub http_config: Option<Value>,
-    #[serde(default)]
     pub auth_type: Option<String>,
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub auth_config: Option<Map<String, Value>>,
-    #[serde(default)]
     pub default_cache_ttl_seconds: Option<i32>,
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub cache_ttl_by_type: Option<Map<String, Value>>,
-    #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub malice_rules: Option<Value>,
 }

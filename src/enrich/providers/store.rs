@@ -98,20 +98,11 @@ pub async fn insert_provider(tx: &mut Tx, provider: NewProvider<'_>) -> sqlx::Re
          VALUES ($1, $2, $3, $4, FALSE, TRUE, $5, $6, $7, $8, NULL, $9, $10, $11, NULL, $12, $12) RETURNING {PROVIDER_COLUMNS}"
     );
     with_tx!(tx, c => sqlx::query_as::<_, ProviderRow>(sqlx::AssertSqlSafe(sql))
-        .bind(Uuid::new_v4())
-        .bind(provider.provider_name)
-        .bind(provider.display_name)
-        .bind(provider.description)
-        .bind(Json(provider.supported_indicator_types))
-        .bind(Json(provider.http_config))
-        .bind(provider.auth_type)
-        .bind(provider.sealed_auth_config.map(Json))
-        .bind(provider.default_cache_ttl_seconds)
-        .bind(provider.cache_ttl_by_type.map(Json))
-        .bind(provider.malice_rules.map(Json))
-        .bind(now())
-        .fetch_one(c)
-        .await)
+        .bind(Uuid::new_v4()).bind(provider.provider_name).bind(provider.display_name).bind(provider.description)
+        .bind(Json(provider.supported_indicator_types)).bind(Json(provider.http_config)).bind(provider.auth_type)
+        .bind(provider.sealed_auth_config.map(Json)).bind(provider.default_cache_ttl_seconds)
+        .bind(provider.cache_ttl_by_type.map(Json)).bind(provider.malice_rules.map(Json)).bind(now())
+        .fetch_one(c).await)
 }
 
 /// Fields a PATCH may change; `None` leaves the column as it is.
@@ -140,20 +131,11 @@ pub async fn update_provider(tx: &mut Tx, uuid: Uuid, patch: ProviderPatch<'_>) 
          WHERE uuid = $1 RETURNING {PROVIDER_COLUMNS}"
     );
     with_tx!(tx, c => sqlx::query_as::<_, ProviderRow>(sqlx::AssertSqlSafe(sql))
-        .bind(uuid)
-        .bind(patch.display_name)
-        .bind(patch.description)
-        .bind(patch.is_active)
-        .bind(patch.supported_indicator_types.map(Json))
-        .bind(patch.http_config.map(Json))
-        .bind(patch.auth_type)
-        .bind(patch.sealed_auth_config.map(Json))
-        .bind(patch.default_cache_ttl_seconds)
-        .bind(patch.cache_ttl_by_type.map(Json))
-        .bind(patch.malice_rules.map(Json))
-        .bind(now())
-        .fetch_optional(c)
-        .await)
+        .bind(uuid).bind(patch.display_name).bind(patch.description).bind(patch.is_active)
+        .bind(patch.supported_indicator_types.map(Json)).bind(patch.http_config.map(Json)).bind(patch.auth_type)
+        .bind(patch.sealed_auth_config.map(Json)).bind(patch.default_cache_ttl_seconds)
+        .bind(patch.cache_ttl_by_type.map(Json)).bind(patch.malice_rules.map(Json)).bind(now())
+        .fetch_optional(c).await)
 }
 
 /// Deletes a (non-builtin) provider and its non-system field extractions; `false` when absent.
