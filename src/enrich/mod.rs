@@ -9,6 +9,15 @@
 //! 3. `record_outcome(tx, outcome)` — writes the indicators' results and verdicts in the
 //!    pipeline's final transaction; `AlertOutcome::activity_references` is the
 //!    `alert_enrichment_completed` event's references.
+//!
+//! Layout. Three resources, each an `http` and a `service` module (plus `model` and `store` where
+//! they own a table): [`lookups`] (`/v1/enrichments`, on-demand), [`providers`]
+//! (`/v1/enrichment-providers`) and [`extractions`] (`/v1/enrichment-field-extractions`); their
+//! services are what REST, MCP and jobs call. Running a provider: `enricher` (registry, cache,
+//! breakers; it holds `AppState::egress`), `registry` (active rows, parsed), `engine` (one recipe,
+//! one indicator), `template`, `extract`, `malice`, `routability`, `redact`. Recipes: `config`
+//! (parsing and validation of `http_config` and `malice_rules`) and `builtins` (the seven shipped
+//! providers, one JSON file each).
 
 mod breaker;
 mod builtins;
@@ -19,7 +28,7 @@ mod engine;
 mod enricher;
 pub mod extractions;
 mod extract;
-mod lookups;
+pub mod lookups;
 mod malice;
 pub mod providers;
 pub mod redact;
@@ -35,7 +44,6 @@ use crate::db::{Db, Tx};
 use crate::state::AppState;
 
 pub use enricher::{AlertOutcome, Enricher, IndicatorOutcome, IndicatorRef, Lookup, TestRun};
-pub use lookups::service as lookup_service;
 
 /// The three enrichment resources: on-demand lookups, providers, field extractions.
 pub fn routes() -> OpenApiRouter<AppState> {

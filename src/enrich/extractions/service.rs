@@ -104,7 +104,7 @@ pub async fn list(state: &AppState, who: &Principal, pagination: Pagination, que
 
 pub async fn get(state: &AppState, who: &Principal, uuid: Uuid) -> Result<Extraction> {
     who.authorize::<GetExtraction>()?;
-    Ok(store::find_extraction(&state.db, uuid).await?.ok_or_else(not_found)?)
+    store::find_extraction(&state.db, uuid).await?.ok_or_else(not_found)
 }
 
 pub async fn create(state: &AppState, who: &Principal, body: ExtractionCreate) -> Result<Extraction> {
