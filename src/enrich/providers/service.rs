@@ -196,3 +196,68 @@ pub async fn test(state: &AppState, who: &Principal, uuid: Uuid, body: ProviderT
         steps: run.steps,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::{KeyIdentity, KeyType};
+    use crate::config::Settings;
+    use crate::with_db;
+
+    async fn state(dir: &tempfile::TempDir) -> AppState {
+        let settings = Settings { database_url: Some(format!("sqlite://{}/t.db", dir.path().display())), ..Settings::default() };
+        let db = crate::app::open_database(&settings).await.unwrap();
+        crate::app::build_state(settings, db).await.unwrap()
+    }
+
+    fn mcp_key(scopes: &[&str]) -> Principal {
+        let key = KeyIdentity {
+            key_id: 1,
+            key_uuid: Uuid::new_v4(),
+            key_prefix: "cai_svc0".into(),
+            name: "agent".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            key_type: KeyType::Agent,
+            allowed_sources: None,
+            expires_at: None,
+        };
+        Principal::mcp(Arc::new(key), None)
+    }
+
+    async fn audit_rows(state: &AppState) -> Vec<(String, String, Option<String>)> {
+        let sql = "SELECT action, actor_type, target_id FROM audit_log ORDER BY id";
+        with_db!(&state.db, p => sqlx::query_as(sql).fetch_all(p).await).unwrap()
+    }
+
+    /// Callers without an extractor (MCP tools, jobs) are held to the same scopes, and their
+    /// writes are audited under their own actor.
+    #[tokio::test]
+    async fn every_caller_is_held_to_the_operation_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(&dir).await;
+        let reader = mcp_key(&["enrichments:read"]);
+        let page = list(&state, &reader, Pagination::default(), ProviderListQuery { is_builtin: Some(true), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(page.meta.total, 7);
+        let builtin = page.data[0].uuid;
+
+        let denied = deactivate(&state, &reader, builtin).await.unwrap_err();
+        assert!(matches!(&denied, Error::Forbidden { required } if required == &["admin"]), "{denied:?}");
+        assert!(matches!(delete(&state, &reader, builtin).await, Err(Error::Forbidden { .. })));
+        assert!(audit_rows(&state).await.is_empty(), "a refused call writes nothing");
+
+        let off = deactivate(&state, &Principal::System, builtin).await.unwrap();
+        assert!(!off.is_active);
+        let on = activate(&state, &mcp_key(&["admin"]), builtin).await.unwrap();
+        assert!(on.is_active);
+        let target = Some(builtin.to_string());
+        assert_eq!(audit_rows(&state).await, vec![
+            ("enrichment_providers.deactivate".to_owned(), "system".to_owned(), target.clone()),
+            ("enrichment_providers.activate".to_owned(), "mcp".to_owned(), target),
+        ]);
+        assert!(matches!(get(&state, &reader, Uuid::new_v4()).await, Err(Error::NotFound(_))));
+    }
+}
