@@ -61,15 +61,16 @@ pub async fn build_state(settings: Settings, db: Db) -> anyhow::Result<AppState>
     if let Err(e) = crate::enrich::seed_builtins(&db).await {
         tracing::error!(error = %e, "seeding the builtin enrichment providers failed");
     }
-    let enricher = crate::enrich::Enricher::new(&settings, cipher.clone())
+    let egress = crate::egress::Egress::from_settings(&settings)
         .map_err(|e| anyhow::anyhow!("SSRF_ALLOWED_HOSTS / egress settings: {e}"))?;
+    let enricher = crate::enrich::Enricher::new(&settings, cipher.clone(), egress.clone());
     let limiter = build_limiter(&settings).await?;
     let auth = Authenticator::new(
         db.clone(),
         Duration::from_secs(settings.auth_cache_refresh_seconds),
         Duration::from_secs(settings.auth_cache_ttl_seconds),
     );
-    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), enricher, ingest: Default::default() }))
+    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), egress, enricher, ingest: Default::default() }))
 }
 
 /// Every background job type this binary runs: a new job is one line here (see `crate::jobs`).

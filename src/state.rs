@@ -22,6 +22,9 @@ pub struct Inner {
     pub started_at: Instant,
     /// Wakes this process's idle workers when a job is enqueued here.
     pub wakeup: crate::jobs::Wakeup,
+    /// The one outbound HTTP gateway (SSRF policy, pinned resolution, caps): enrichment,
+    /// dispatch, workflows and notifiers all send through this instance.
+    pub egress: crate::egress::Egress,
     /// Providers, their cache and circuit breakers.
     pub enricher: crate::enrich::Enricher,
     /// The ingest writer tasks and mapping reader, started by the first ingest.

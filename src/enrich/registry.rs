@@ -13,7 +13,9 @@ use tokio::sync::Mutex;
 
 use super::config::{HttpConfig, MaliceRules};
 use super::extract::ExtractionRule;
-use super::store::{self, ProviderRow};
+use super::extractions::store::active_extractions;
+use super::providers::store::{ProviderRow, active_providers};
+use super::store;
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::db::Db;
@@ -86,8 +88,8 @@ pub fn credentials(row: &ProviderRow, cipher: Option<&Cipher>, settings: &Settin
     }
     if let Some(stored) = &row.auth_config {
         let opened = match &stored.0 {
-            Value::Object(map) if map.contains_key(crate::sources::ENCRYPTED_KEY) => match cipher {
-                Some(cipher) => crate::sources::open_auth_config(cipher, &stored.0).ok(),
+            Value::Object(map) if map.contains_key(crate::crypto::ENCRYPTED_KEY) => match cipher {
+                Some(cipher) => crate::crypto::open_json(cipher, &stored.0).ok(),
                 None => None,
             },
             Value::Object(map) => Some(map.clone()),
@@ -208,9 +210,9 @@ impl Registry {
     }
 
     async fn load(&self, db: &Db, cipher: Option<&Cipher>, settings: &Settings) -> sqlx::Result<Snapshot> {
-        let rows = store::active_providers(db).await?;
+        let rows = active_providers(db).await?;
         let mut extractions: BTreeMap<String, Vec<ExtractionRule>> = BTreeMap::new();
-        for row in store::active_extractions(db).await? {
+        for row in active_extractions(db).await? {
             extractions.entry(row.provider_name.clone()).or_default().push(ExtractionRule {
                 indicator_type: row.indicator_type,
                 source_path: row.source_path,
@@ -233,7 +235,7 @@ impl Registry {
                     .supported_indicator_types
                     .0
                     .iter()
-                    .filter(|t| t.parse::<crate::ingest::IndicatorType>().is_ok())
+                    .filter(|t| t.parse::<crate::domain::IndicatorType>().is_ok())
                     .cloned()
                     .collect();
                 let (has_credentials, configured) = readiness(&row, cipher, settings);

@@ -512,3 +512,67 @@ async fn ssrf_at_registration(backend: Backend) {
     server.stop().await;
 }
 dual!(ssrf_at_registration);
+
+/// Every enrichment write leaves exactly one audit record (action, target UUID, acting key), in
+/// order; refused writes leave none; no credential reaches a record.
+async fn writes_are_audited(backend: Backend) {
+    let vendor = FakeVendor::start().await;
+    let server = server_with(backend, &vendor, &[]).await;
+    let admin = server.admin_key.clone();
+    let (reader, _) = server.create_key(&["enrichments:read"], json!({})).await;
+    let created = create_provider(&server, &vt_provider(&vendor, "fakevt")).await;
+    let uuid = created["uuid"].as_str().unwrap().to_owned();
+    let path = format!("/v1/enrichment-providers/{uuid}");
+
+    // Refused: duplicate, bad field, wrong scope, builtin delete. None is audited.
+    expect_error(server.post_json("/v1/enrichment-providers", &admin, &vt_provider(&vendor, "fakevt")).await, 409, "DUPLICATE_PROVIDER").await;
+    expect_error(server.patch_json(&path, &admin, &json!({"auth_type": "magic"})).await, 422, "VALIDATION_ERROR").await;
+    expect_error(server.patch_json(&path, &reader, &json!({"display_name": "x"})).await, 403, "FORBIDDEN").await;
+    let builtins = body(server.get("/v1/enrichment-providers?is_builtin=true&page_size=1", &reader).await).await;
+    let builtin_path = format!("/v1/enrichment-providers/{}", builtins["data"][0]["uuid"].as_str().unwrap());
+    expect_error(server.request(reqwest::Method::DELETE, &builtin_path, Some(&admin)).send().await.unwrap(), 400, "BUILTIN_RESTRICTED").await;
+
+    let patched = server.patch_json(&path, &admin, &json!({"display_name": "Renamed", "auth_config": {"api_key": "rotated-secret-999"}})).await;
+    assert_eq!(patched.status(), 200);
+    assert_eq!(server.post_json(&format!("{path}/deactivate"), &admin, &json!({})).await.status(), 200);
+    assert_eq!(server.post_json(&format!("{path}/activate"), &admin, &json!({})).await.status(), 200);
+    let extraction = json!({"provider_name": "fakevt", "indicator_type": "ip", "source_path": "data.attributes.country", "target_key": "country"});
+    let one = body(server.post_json("/v1/enrichment-field-extractions", &admin, &extraction).await).await;
+    let extraction_uuid = one["data"]["uuid"].as_str().unwrap().to_owned();
+    let bulk = json!({"extractions": [
+        {"provider_name": "fakevt", "indicator_type": "ip", "source_path": "data.attributes.asn", "target_key": "asn", "value_type": "int"},
+        {"provider_name": "fakevt", "indicator_type": "domain", "source_path": "data.attributes.asn", "target_key": "asn", "value_type": "int"}]});
+    assert_eq!(server.post_json("/v1/enrichment-field-extractions/bulk", &admin, &bulk).await.status(), 201);
+    expect_error(server.post_json("/v1/enrichment-field-extractions", &admin, &extraction).await, 409, "DUPLICATE_EXTRACTION").await;
+    let extraction_path = format!("/v1/enrichment-field-extractions/{extraction_uuid}");
+    assert_eq!(server.patch_json(&extraction_path, &admin, &json!({"target_key": "cc"})).await.status(), 200);
+    assert_eq!(server.request(reqwest::Method::DELETE, &extraction_path, Some(&admin)).send().await.unwrap().status(), 204);
+    assert_eq!(server.request(reqwest::Method::DELETE, &path, Some(&admin)).send().await.unwrap().status(), 204);
+
+    let actions = server.db_texts("SELECT action FROM audit_log WHERE action LIKE 'enrichment%' ORDER BY id").await;
+    let actions: Vec<&str> = actions.iter().map(|a| a.as_deref().unwrap()).collect();
+    assert_eq!(actions, [
+        "enrichment_providers.create",
+        "enrichment_providers.update",
+        "enrichment_providers.deactivate",
+        "enrichment_providers.activate",
+        "enrichment_field_extractions.create",
+        "enrichment_field_extractions.bulk_create",
+        "enrichment_field_extractions.update",
+        "enrichment_field_extractions.delete",
+        "enrichment_providers.delete",
+    ]);
+    let on_provider = format!("SELECT COUNT(*) FROM audit_log WHERE target_type = 'enrichment_provider' AND target_id = '{uuid}'");
+    assert_eq!(server.db_count(&on_provider).await, 5);
+    let on_extraction = format!("SELECT COUNT(*) FROM audit_log WHERE target_type = 'enrichment_field_extraction' AND target_id = '{extraction_uuid}'");
+    assert_eq!(server.db_count(&on_extraction).await, 3);
+    let by_admin = "SELECT COUNT(*) FROM audit_log WHERE action LIKE 'enrichment%' AND actor_type = 'api' AND outcome = 'success' AND actor_key_prefix LIKE 'cai_%'";
+    assert_eq!(server.db_count(by_admin).await, 9);
+    let details = server.db_texts("SELECT CAST(details AS TEXT) FROM audit_log WHERE action = 'enrichment_providers.update'").await;
+    let details = details[0].as_deref().unwrap();
+    assert!(details.contains("auth_config") && details.contains("display_name"), "the changed fields are named: {details}");
+    let leaked = "SELECT COUNT(*) FROM audit_log WHERE CAST(details AS TEXT) LIKE '%secret-%'";
+    assert_eq!(server.db_count(leaked).await, 0, "no credential in any record");
+    server.stop().await;
+}
+dual!(writes_are_audited);
