@@ -10,10 +10,12 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::store::{AlertRow, AlertSummaryRow};
+use super::store::AlertRow;
+use crate::db::Json;
 use crate::domain::AlertStatus;
 use crate::error::FieldError;
-use crate::indicators::{IndicatorResponse, truthy, worst_malice};
+use crate::enrich::extract::truthy;
+use crate::indicators::{IndicatorResponse, worst_malice};
 
 pub const FINDING_CONFIDENCES: [&str; 3] = ["low", "medium", "high"];
 
@@ -89,13 +91,15 @@ pub fn finding_summary_excerpt(summary: &str) -> String {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// An alert in the list view; also the list query's row (`alerts::store::list`).
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct AlertSummary {
     pub uuid: Uuid,
     pub title: String,
     pub description: Option<String>,
     pub severity: String,
     #[schema(value_type = String)]
+    #[sqlx(try_from = "String")]
     pub status: AlertStatus,
     pub enrichment_status: String,
     pub source_name: String,
@@ -103,34 +107,12 @@ pub struct AlertSummary {
     pub ingested_at: DateTime<Utc>,
     pub is_enriched: bool,
     pub duplicate_count: i32,
-    pub tags: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub tags: Json<Vec<String>>,
     pub close_classification: Option<String>,
     pub closed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl From<AlertSummaryRow> for AlertSummary {
-    fn from(row: AlertSummaryRow) -> Self {
-        AlertSummary {
-            uuid: row.uuid,
-            title: row.title,
-            description: row.description,
-            severity: row.severity,
-            status: row.status,
-            enrichment_status: row.enrichment_status,
-            source_name: row.source_name,
-            occurred_at: row.occurred_at,
-            ingested_at: row.ingested_at,
-            is_enriched: row.is_enriched,
-            duplicate_count: row.duplicate_count,
-            tags: row.tags.0,
-            close_classification: row.close_classification,
-            closed_at: row.closed_at,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
 }
 
 pub use crate::context::http::ContextDocumentResponse;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::model::AlertSummary;
 use crate::db::{Db, Filter, Json, Tx, fetch_page, now};
 use crate::domain::{AlertStatus, EnrichmentStatus, Severity};
 use crate::{with_db, with_tx};
@@ -261,28 +262,6 @@ pub async fn delete(tx: &mut Tx, id: i64) -> sqlx::Result<()> {
     with_tx!(tx, c => sqlx::query("DELETE FROM alerts WHERE id = $1").bind(id).execute(c).await.map(|_| ()))
 }
 
-/// The columns of the list view.
-#[derive(Debug, sqlx::FromRow)]
-pub struct AlertSummaryRow {
-    pub uuid: Uuid,
-    pub title: String,
-    pub description: Option<String>,
-    pub severity: String,
-    #[sqlx(try_from = "String")]
-    pub status: AlertStatus,
-    pub enrichment_status: String,
-    pub source_name: String,
-    pub occurred_at: DateTime<Utc>,
-    pub ingested_at: DateTime<Utc>,
-    pub is_enriched: bool,
-    pub duplicate_count: i32,
-    pub tags: Json<Vec<String>>,
-    pub close_classification: Option<String>,
-    pub closed_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
 /// Filters of `GET /v1/alerts`; empty lists and `None` do not filter.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct AlertFilter {
@@ -389,7 +368,7 @@ const SUMMARY_SELECT: &str = "SELECT alerts.uuid, alerts.title, alerts.descripti
     FROM alerts";
 
 /// One page of the alert list and the total count under the same filter.
-pub async fn list(db: &Db, filter: &AlertFilter, sort: AlertSort, limit: i64, offset: i64) -> sqlx::Result<(Vec<AlertSummaryRow>, i64)> {
+pub async fn list(db: &Db, filter: &AlertFilter, sort: AlertSort, limit: i64, offset: i64) -> sqlx::Result<(Vec<AlertSummary>, i64)> {
     let mut db_filter = Filter::new(db);
     list_filter(&mut db_filter, filter);
     let direction = if sort.descending { "DESC" } else { "ASC" };

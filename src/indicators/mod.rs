@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::Malice;
+use crate::enrich::extract::truthy;
 use store::IndicatorRow;
 
 /// Severity order of a malice string: Malicious > Suspicious > Benign > Pending; any other
@@ -24,18 +25,6 @@ pub fn malice_rank(malice: &str) -> i8 {
 /// The worst of `verdicts` by [`malice_rank`]; `None` when there are none.
 pub fn worst_malice<'a>(verdicts: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     verdicts.into_iter().max_by_key(|m| malice_rank(m))
-}
-
-/// Python truthiness of a JSON value (`a or b` picks the first truthy operand).
-pub fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(flag) => *flag,
-        Value::Number(number) => number.as_f64().is_some_and(|n| n != 0.0),
-        Value::String(text) => !text.is_empty(),
-        Value::Array(items) => !items.is_empty(),
-        Value::Object(fields) => !fields.is_empty(),
-    }
 }
 
 /// The malice enrichment alone would give: the worst of each provider's `extracted.verdict`

@@ -97,7 +97,7 @@ pub async fn list(state: &AppState, who: &Principal, query: ListQuery) -> Result
     who.authorize::<ListAlerts>()?;
     let (rows, total) =
         alerts::list(&state.db, &query.filter, query.sort, query.pagination.limit(), query.pagination.offset()).await?;
-    Ok(Page::new(rows.into_iter().map(AlertSummary::from).collect(), total, query.pagination))
+    Ok(Page::new(rows, total, query.pagination))
 }
 
 pub async fn get(state: &AppState, who: &Principal, uuid: Uuid) -> Result<AlertDetail> {
