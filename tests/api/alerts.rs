@@ -952,6 +952,18 @@ async fn no_internal_ids_leave_the_server(backend: Backend) {
         assert!(response.status().is_success(), "{name}");
         responses.push((name.into(), body(response).await));
     }
+    // An event that names a detection rule (no route writes one yet): planted beside the alert's.
+    let alert_sql = server.uuid_sql(uuid.parse().unwrap());
+    let rule_sql = server.uuid_sql(rule_uuid.parse().unwrap());
+    let planted = server
+        .db_execute(&format!(
+            "INSERT INTO activity_events (uuid, event_type, actor_type, alert_id, detection_rule_id, created_at) \
+             SELECT {}, 'planted_rule_event', 'system', alert_id, (SELECT id FROM detection_rules WHERE uuid = {rule_sql}), created_at \
+             FROM activity_events WHERE event_type = 'alert_ingested' AND alert_id = (SELECT id FROM alerts WHERE uuid = {alert_sql})",
+            server.uuid_sql(uuid::Uuid::new_v4())
+        ))
+        .await;
+    assert_eq!(planted, 1);
     for read in [
         "/v1/alerts".to_owned(),
         path.clone(),
@@ -971,6 +983,9 @@ async fn no_internal_ids_leave_the_server(backend: Backend) {
     let events = activity["data"].as_array().unwrap();
     assert!(events.len() >= 7, "{activity}");
     assert!(events.iter().all(|e| e["alert_uuid"] == uuid.as_str()), "{activity}");
+    let planted = events.iter().find(|e| e["event_type"] == "planted_rule_event").unwrap();
+    assert_eq!(planted["detection_rule_uuid"], rule_uuid.as_str());
+    assert_eq!(planted["workflow_uuid"], Value::Null);
     let mut found = Vec::new();
     for (name, json) in &responses {
         integer_ids(json, name, &mut found);
