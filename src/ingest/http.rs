@@ -57,7 +57,7 @@ fn structure_mismatch(source: &dyn AlertSource) -> Error {
     request_body(content = Object, description = "The SIEM's alert payload, as sent"),
     responses((status = 202, body = IngestResponse), (status = 401, description = "Missing/invalid key or signature"),
         (status = 404, description = "UNKNOWN_SOURCE"), (status = 422, description = "INVALID_PAYLOAD")),
-    security(("bearer" = [])))]
+    security(("bearer" = ["alerts:write"])))]
 pub async fn ingest_webhook(
     auth: Authorized<IngestAlert>,
     State(state): State<AppState>,
@@ -109,7 +109,7 @@ pub struct GenericIngestBody {
 #[utoipa::path(post, path = "/v1/alerts", tag = "alerts", request_body = GenericIngestBody,
     responses((status = 202, body = IngestResponse), (status = 404, description = "UNKNOWN_SOURCE"),
         (status = 422, description = "VALIDATION_ERROR / INVALID_PAYLOAD")),
-    security(("bearer" = [])))]
+    security(("bearer" = ["alerts:write"])))]
 pub async fn ingest_programmatic(
     auth: Authorized<IngestAlert>,
     State(state): State<AppState>,

@@ -886,6 +886,12 @@ async fn scopes_are_enforced_before_validation(backend: Backend) {
         let json = expect_error(response, 403, "FORBIDDEN").await;
         assert_eq!(json["error"]["message"], "Insufficient scope. Required: alerts:write", "{method} {path}");
     }
+    // Ingest too: the scope before the body, even a body that is not JSON at all.
+    for path in ["/v1/alerts", "/v1/ingest/generic"] {
+        let response = server.request(Method::POST, path, Some(&reader)).header("content-type", "application/json").body("{nope").send().await.unwrap();
+        let json = expect_error(response, 403, "FORBIDDEN").await;
+        assert_eq!(json["error"]["message"], "Insufficient scope. Required: alerts:write", "{path}");
+    }
     // The writer can write.
     assert_eq!(server.patch_json(&format!("/v1/alerts/{uuid}"), &writer, &json!({"severity": "Low"})).await.status(), 200);
     let finding = server.post_json(&format!("/v1/alerts/{uuid}/findings"), &writer, &json!({"agent_name": "a", "summary": "b"})).await;
