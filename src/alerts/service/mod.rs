@@ -4,6 +4,8 @@
 //! record. Reads are here; lifecycle changes in `patch`, the other writes in `writes`.
 
 mod patch;
+#[cfg(test)]
+mod tests;
 mod writes;
 
 use std::collections::HashMap;
