@@ -1,7 +1,7 @@
 //! `alerts.patch`: triage changes (status with its write-once lifecycle timestamps, severity,
 //! close classification, tags, the analyst's malice override), each change an activity event.
 
-use axum::http::StatusCode;
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;

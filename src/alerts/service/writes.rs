@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::http::StatusCode;
+use http::StatusCode;
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
