@@ -97,9 +97,10 @@ async fn detail(state: &AppState, row: AlertRow) -> Result<AlertDetail> {
 /// One page of alert summaries under the query's filters and sort.
 pub async fn list(state: &AppState, who: &Principal, query: ListQuery) -> Result<Page<AlertSummary>> {
     who.authorize::<ListAlerts>()?;
-    let (rows, total) =
-        alerts::list(&state.db, &query.filter, query.sort, query.pagination.limit(), query.pagination.offset()).await?;
-    Ok(Page::new(rows, total, query.pagination))
+    // Callers other than REST build the query themselves: the page bounds hold for them too.
+    let pagination = query.pagination.validate()?;
+    let (rows, total) = alerts::list(&state.db, &query.filter, query.sort, pagination.limit(), pagination.offset()).await?;
+    Ok(Page::new(rows, total, pagination))
 }
 
 pub async fn get(state: &AppState, who: &Principal, uuid: Uuid) -> Result<AlertDetail> {

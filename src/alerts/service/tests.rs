@@ -93,6 +93,9 @@ async fn each_operation_checks_its_scope_without_an_extractor() {
     assert!(is_forbidden(list_activity(&state, &none, missing, Pagination::default()).await));
     assert!(is_forbidden(relationship_graph(&state, &none, missing, None).await));
     assert!(matches!(get(&state, &reader, missing).await, Err(Error::NotFound(_))));
+    let mut unbounded = super::super::query::parse_list_query(None).unwrap();
+    unbounded.pagination.page_size = 100_000;
+    assert!(matches!(list(&state, &reader, unbounded).await, Err(Error::Validation(_))), "page bounds hold without REST");
 
     // Nothing the refused calls asked for happened.
     let detail = get(&state, &reader, uuid).await.unwrap();
