@@ -9,8 +9,8 @@ use regex::Regex;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::db::{Db, Json, Tx, now};
-use crate::{with_db, with_tx};
+use crate::db::{Db, Filter, Json, Tx, fetch_page, now};
+use crate::with_tx;
 
 pub mod types {
     pub const ALERT_INGESTED: &str = "alert_ingested";
@@ -155,16 +155,18 @@ pub fn sanitize(value: Value) -> Value {
     }
 }
 
-/// An event as `GET /v1/alerts/{uuid}/activity` returns it.
+/// An event as `GET /v1/alerts/{uuid}/activity` returns it. The rows it refers to are named by
+/// their UUIDs: Calseta returns the internal sequential ids (`alert_id`, `workflow_id`,
+/// `detection_rule_id`), which reveal volumes; no internal id leaves this server (SECURITY.md).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct ActivityEventResponse {
     pub uuid: Uuid,
     pub event_type: String,
     pub actor_type: String,
     pub actor_key_prefix: Option<String>,
-    pub alert_id: Option<i64>,
-    pub workflow_id: Option<i64>,
-    pub detection_rule_id: Option<i64>,
+    pub alert_uuid: Option<Uuid>,
+    pub workflow_uuid: Option<Uuid>,
+    pub detection_rule_uuid: Option<Uuid>,
     /// Event-specific payload (stored in the `event_references` column).
     #[serde(rename = "references")]
     #[sqlx(rename = "event_references")]
@@ -173,15 +175,20 @@ pub struct ActivityEventResponse {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The response columns, with each referenced row's UUID in place of its id.
+const EVENT_SELECT: &str = "SELECT activity_events.uuid, activity_events.event_type, activity_events.actor_type, \
+    activity_events.actor_key_prefix, alerts.uuid AS alert_uuid, workflows.uuid AS workflow_uuid, \
+    detection_rules.uuid AS detection_rule_uuid, activity_events.event_references, activity_events.created_at \
+    FROM activity_events \
+    LEFT JOIN alerts ON alerts.id = activity_events.alert_id \
+    LEFT JOIN workflows ON workflows.id = activity_events.workflow_id \
+    LEFT JOIN detection_rules ON detection_rules.id = activity_events.detection_rule_id";
+
 /// One page of an alert's events, newest first, and their total.
 pub async fn list_for_alert(db: &Db, alert_id: i64, limit: i64, offset: i64) -> sqlx::Result<(Vec<ActivityEventResponse>, i64)> {
-    let total: i64 = with_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM activity_events WHERE alert_id = $1")
-        .bind(alert_id).fetch_one(p).await)?;
-    let rows = with_db!(db, p => sqlx::query_as::<_, ActivityEventResponse>(
-        "SELECT uuid, event_type, actor_type, actor_key_prefix, alert_id, workflow_id, detection_rule_id, event_references, created_at \
-         FROM activity_events WHERE alert_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3")
-        .bind(alert_id).bind(limit).bind(offset).fetch_all(p).await)?;
-    Ok((rows, total))
+    let mut filter = Filter::new(db);
+    filter.eq("activity_events.alert_id", alert_id);
+    fetch_page(db, EVENT_SELECT, &filter, "activity_events.created_at DESC, activity_events.id DESC", limit, offset).await
 }
 
 #[cfg(test)]

@@ -10,21 +10,12 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::store::{AlertRow, AlertSummaryRow};
+use super::store::AlertRow;
+use crate::db::Json;
+use crate::domain::AlertStatus;
 use crate::error::FieldError;
-use crate::indicators::{IndicatorResponse, truthy, worst_malice};
-
-pub const STATUSES: [&str; 4] = ["Open", "Triaging", "Escalated", "Closed"];
-
-pub const CLOSE_CLASSIFICATIONS: [&str; 7] = [
-    "True Positive - Suspicious Activity",
-    "Benign Positive - Suspicious but Expected",
-    "False Positive - Incorrect Detection Logic",
-    "False Positive - Inaccurate Data",
-    "Undetermined",
-    "Duplicate",
-    "Not Applicable",
-];
+use crate::enrich::truthy;
+use crate::indicators::{IndicatorResponse, worst_malice};
 
 pub const FINDING_CONFIDENCES: [&str; 3] = ["low", "medium", "high"];
 
@@ -48,6 +39,11 @@ pub fn check_enum(field: &str, value: &str, allowed: &[&str]) -> Result<(), Fiel
     if allowed.contains(&value) { Ok(()) } else { Err(enum_error(vec![json!("body"), json!(field)], allowed)) }
 }
 
+/// Body field `field` parsed into its domain enumeration (`names` are its values, for the
+/// 422 message).
+pub fn parse_enum<T: std::str::FromStr>(field: &str, value: &str, names: &[&str]) -> Result<T, FieldError> {
+    value.parse().map_err(|_| enum_error(vec![json!("body"), json!(field)], names))
+}
 
 pub use crate::http::extract::check_json_size;
 
@@ -61,15 +57,16 @@ pub struct Lifecycle {
 
 /// Applies a supplied status to the lifecycle timestamps (data-model.md): each is set at most
 /// once, on its first qualifying transition, and nothing is ever cleared.
-pub fn apply_status(previous: &str, new: &str, current: Lifecycle, now: DateTime<Utc>) -> Lifecycle {
+pub fn apply_status(previous: AlertStatus, new: AlertStatus, current: Lifecycle, now: DateTime<Utc>) -> Lifecycle {
+    use AlertStatus::{Closed, Escalated, Open, Triaging};
     let mut next = current;
-    if matches!(new, "Triaging" | "Escalated") && previous == "Open" && next.acknowledged_at.is_none() {
+    if matches!(new, Triaging | Escalated) && previous == Open && next.acknowledged_at.is_none() {
         next.acknowledged_at = Some(now);
     }
-    if new == "Triaging" && next.triaged_at.is_none() {
+    if new == Triaging && next.triaged_at.is_none() {
         next.triaged_at = Some(now);
     }
-    if new == "Closed" {
+    if new == Closed {
         next.closed_at.get_or_insert(now);
         next.acknowledged_at.get_or_insert(now);
     }
@@ -94,47 +91,28 @@ pub fn finding_summary_excerpt(summary: &str) -> String {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// An alert in the list view; also the list query's row (`alerts::store::list`).
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct AlertSummary {
     pub uuid: Uuid,
     pub title: String,
     pub description: Option<String>,
     pub severity: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    #[sqlx(try_from = "String")]
+    pub status: AlertStatus,
     pub enrichment_status: String,
     pub source_name: String,
     pub occurred_at: DateTime<Utc>,
     pub ingested_at: DateTime<Utc>,
     pub is_enriched: bool,
     pub duplicate_count: i32,
-    pub tags: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub tags: Json<Vec<String>>,
     pub close_classification: Option<String>,
     pub closed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl From<AlertSummaryRow> for AlertSummary {
-    fn from(row: AlertSummaryRow) -> Self {
-        AlertSummary {
-            uuid: row.uuid,
-            title: row.title,
-            description: row.description,
-            severity: row.severity,
-            status: row.status,
-            enrichment_status: row.enrichment_status,
-            source_name: row.source_name,
-            occurred_at: row.occurred_at,
-            ingested_at: row.ingested_at,
-            is_enriched: row.is_enriched,
-            duplicate_count: row.duplicate_count,
-            tags: row.tags.0,
-            close_classification: row.close_classification,
-            closed_at: row.closed_at,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
 }
 
 pub use crate::context::http::ContextDocumentResponse;
@@ -146,7 +124,8 @@ pub struct AlertResponse {
     pub title: String,
     pub description: Option<String>,
     pub severity: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: AlertStatus,
     pub enrichment_status: String,
     pub source_name: String,
     pub occurred_at: DateTime<Utc>,
@@ -161,8 +140,9 @@ pub struct AlertResponse {
     pub triaged_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     pub tags: Vec<String>,
-    /// Internal id of the linked rule (the contract exposes it).
-    pub detection_rule_id: Option<i64>,
+    /// The linked rule. Calseta returns its internal sequential id as `detection_rule_id`; only
+    /// UUIDs leave this server (SECURITY.md).
+    pub detection_rule_uuid: Option<Uuid>,
     #[schema(value_type = Object)]
     pub raw_payload: Value,
     /// Computed: the override, else the worst indicator verdict, else `Pending`.
@@ -254,7 +234,7 @@ pub fn alert_response(
         triaged_at: row.triaged_at,
         closed_at: row.closed_at,
         tags: row.tags.0,
-        detection_rule_id: row.detection_rule_id,
+        detection_rule_uuid: detection_rule.as_ref().map(|rule| rule.uuid),
         raw_payload: row.raw_payload.0,
         malice,
         malice_override: row.malice_override,
@@ -303,7 +283,8 @@ pub struct GraphAlertNode {
     pub uuid: Uuid,
     pub title: String,
     pub severity: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: AlertStatus,
     pub source_name: String,
     pub occurred_at: DateTime<Utc>,
     pub tags: Vec<String>,
@@ -373,34 +354,36 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 3, 1, 12, minute, 0).unwrap()
     }
 
+    use AlertStatus::{Closed, Escalated, Open, Triaging};
+
     #[test]
     fn lifecycle_is_write_once() {
         let start = Lifecycle::default();
-        let triaging = apply_status("Open", "Triaging", start, at(1));
+        let triaging = apply_status(Open, Triaging, start, at(1));
         assert_eq!(triaging, Lifecycle { acknowledged_at: Some(at(1)), triaged_at: Some(at(1)), closed_at: None });
-        let escalated = apply_status("Triaging", "Escalated", triaging, at(2));
+        let escalated = apply_status(Triaging, Escalated, triaging, at(2));
         assert_eq!(escalated, triaging, "Escalated from Triaging sets nothing new");
-        let closed = apply_status("Escalated", "Closed", escalated, at(3));
+        let closed = apply_status(Escalated, Closed, escalated, at(3));
         assert_eq!(closed.closed_at, Some(at(3)));
         assert_eq!(closed.acknowledged_at, Some(at(1)));
-        let reopened = apply_status("Closed", "Open", closed, at(4));
+        let reopened = apply_status(Closed, Open, closed, at(4));
         assert_eq!(reopened, closed, "re-opening clears nothing");
-        let closed_again = apply_status("Open", "Closed", reopened, at(5));
+        let closed_again = apply_status(Open, Closed, reopened, at(5));
         assert_eq!(closed_again.closed_at, Some(at(3)));
     }
 
     #[test]
     fn lifecycle_edges() {
         // Escalated straight from Open acknowledges but does not triage.
-        let escalated = apply_status("Open", "Escalated", Lifecycle::default(), at(1));
+        let escalated = apply_status(Open, Escalated, Lifecycle::default(), at(1));
         assert_eq!(escalated, Lifecycle { acknowledged_at: Some(at(1)), triaged_at: None, closed_at: None });
         // Triaging from Escalated triages without acknowledging.
-        let triaged = apply_status("Escalated", "Triaging", Lifecycle::default(), at(2));
+        let triaged = apply_status(Escalated, Triaging, Lifecycle::default(), at(2));
         assert_eq!(triaged, Lifecycle { acknowledged_at: None, triaged_at: Some(at(2)), closed_at: None });
         // Closing straight from Open acknowledges too.
-        let closed = apply_status("Open", "Closed", Lifecycle::default(), at(3));
+        let closed = apply_status(Open, Closed, Lifecycle::default(), at(3));
         assert_eq!(closed, Lifecycle { acknowledged_at: Some(at(3)), triaged_at: None, closed_at: Some(at(3)) });
-        assert_eq!(apply_status("Open", "Open", Lifecycle::default(), at(4)), Lifecycle::default());
+        assert_eq!(apply_status(Open, Open, Lifecycle::default(), at(4)), Lifecycle::default());
     }
 
     #[test]

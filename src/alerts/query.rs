@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::store::{AlertFilter, AlertSort, SortColumn};
-use crate::error::{Error, FieldError};
+use crate::error::{Error, FieldError, FieldErrors};
 use crate::pagination::Pagination;
 
 #[derive(Debug, Clone)]
@@ -38,7 +38,15 @@ fn comma_list(text: &str) -> Vec<String> {
     text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
 }
 
-fn parse_time(name: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<DateTime<Utc>> {
+/// An enumerated filter: `None` for an empty list (no filter), else the values that name a
+/// variant. Others are dropped, not refused: the filter is an exact match, and no alert holds
+/// such a value (so `status=Nope` lists nothing, as in the reference).
+fn known_values<T: std::str::FromStr>(text: &str) -> Option<Vec<T>> {
+    let items = comma_list(text);
+    if items.is_empty() { None } else { Some(items.iter().filter_map(|item| item.parse().ok()).collect()) }
+}
+
+fn parse_time(name: &str, text: &str, errors: &mut FieldErrors) -> Option<DateTime<Utc>> {
     match crate::ingest::normalized::parse_iso_timestamp(text.trim()) {
         // Stored timestamps have microsecond precision; a finer bound would compare unevenly
         // between the backends' representations.
@@ -54,7 +62,7 @@ fn parse_time(name: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<Da
     }
 }
 
-fn parse_int(name: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<i64> {
+fn parse_int(name: &str, text: &str, errors: &mut FieldErrors) -> Option<i64> {
     match text.trim().parse::<i64>() {
         Ok(n) => Some(n),
         Err(_) => {
@@ -77,27 +85,31 @@ fn python_list(items: &[&str]) -> String {
 /// the last value; unknown parameters are ignored.
 pub fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, Error> {
     let mut filter = AlertFilter::default();
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     let mut sort_by: Option<String> = None;
     let mut sort_order: Option<String> = None;
     let mut pagination = Pagination::default();
     for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         match name.as_ref() {
-            "status" => filter.statuses = comma_list(&value),
-            "severity" => filter.severities = comma_list(&value),
+            "status" => filter.statuses = known_values(&value),
+            "severity" => filter.severities = known_values(&value),
             "source_name" => filter.source_names = comma_list(&value),
-            "enrichment_status" => filter.enrichment_statuses = comma_list(&value),
+            "enrichment_status" => filter.enrichment_statuses = known_values(&value),
             "is_enriched" => match parse_bool(&value) {
                 Some(flag) => filter.is_enriched = Some(flag),
-                None => errors.push(bool_error("is_enriched")),
+                None => {
+                    errors.push(bool_error("is_enriched"));
+                }
             },
             "detection_rule_uuid" => match Uuid::parse_str(value.trim()) {
                 Ok(id) => filter.detection_rule_uuid = Some(id),
-                Err(e) => errors.push(FieldError::new(
-                    "uuid_parsing",
-                    vec![json!("query"), json!("detection_rule_uuid")],
-                    format!("Input should be a valid UUID, {e}"),
-                )),
+                Err(e) => {
+                    errors.push(FieldError::new(
+                        "uuid_parsing",
+                        vec![json!("query"), json!("detection_rule_uuid")],
+                        format!("Input should be a valid UUID, {e}"),
+                    ));
+                }
             },
             "from_time" => filter.from_time = parse_time("from_time", &value, &mut errors),
             "to_time" => filter.to_time = parse_time("to_time", &value, &mut errors),
@@ -117,9 +129,7 @@ pub fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, Error> {
         }
         Err(other) => return Err(other),
     };
-    if !errors.is_empty() {
-        return Err(Error::Validation(errors));
-    }
+    errors.finish()?;
 
     let column = match sort_by.as_deref() {
         None => SortColumn::OccurredAt,
@@ -148,6 +158,7 @@ pub fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{AlertStatus, EnrichmentStatus, Severity};
     use chrono::TimeZone;
 
     fn message(err: Error) -> String {
@@ -173,10 +184,10 @@ mod tests {
              &to_time=2024-01-16%2010:00:00%2B02:00&tags=a&tags=b%20c&sort_by=severity&sort_order=asc&page=2&page_size=5&other=x",
         ))
         .unwrap();
-        assert_eq!(q.filter.statuses, ["Open", "Closed"]);
-        assert_eq!(q.filter.severities, ["High"]);
+        assert_eq!(q.filter.statuses, Some(vec![AlertStatus::Open, AlertStatus::Closed]));
+        assert_eq!(q.filter.severities, Some(vec![Severity::High]));
         assert_eq!(q.filter.source_names, ["splunk", "elastic"]);
-        assert_eq!(q.filter.enrichment_statuses, ["Enriched"]);
+        assert_eq!(q.filter.enrichment_statuses, Some(vec![EnrichmentStatus::Enriched]));
         assert_eq!(q.filter.is_enriched, Some(true));
         assert_eq!(q.filter.detection_rule_uuid.unwrap().to_string(), "0b9d1d4e-0000-4000-8000-000000000001");
         assert_eq!(q.filter.from_time, Some(Utc.with_ymd_and_hms(2024, 1, 15, 10, 0, 0).unwrap()));
@@ -184,6 +195,14 @@ mod tests {
         assert_eq!(q.filter.tags, ["a", "b c"]);
         assert_eq!(q.sort, AlertSort { column: SortColumn::Severity, descending: false });
         assert_eq!((q.pagination.page, q.pagination.page_size), (2, 5));
+    }
+
+    #[test]
+    fn enumerated_filters_keep_known_values() {
+        let q = parse_list_query(Some("status=Nope&severity=High,bad&enrichment_status=")).unwrap();
+        assert_eq!(q.filter.statuses, Some(vec![]), "asked for, but nothing can match");
+        assert_eq!(q.filter.severities, Some(vec![Severity::High]));
+        assert_eq!(q.filter.enrichment_statuses, None);
     }
 
     #[test]

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::db::{Db, Json, Tx, now};
+use super::model::AlertSummary;
+use crate::db::{Db, Filter, Json, Tx, fetch_page, now};
+use crate::domain::{AlertStatus, EnrichmentStatus, Severity};
 use crate::{with_db, with_tx};
 
 /// The most recent alert of a fingerprint inside the dedup window.
@@ -186,7 +188,8 @@ pub struct AlertRow {
     pub title: String,
     pub description: Option<String>,
     pub severity: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AlertStatus,
     pub enrichment_status: String,
     pub source_name: String,
     pub occurred_at: DateTime<Utc>,
@@ -230,14 +233,21 @@ pub async fn lock_and_read(tx: &mut Tx, uuid: Uuid) -> sqlx::Result<Option<Alert
     with_tx!(tx, c => sqlx::query_as::<_, AlertRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(c).await)
 }
 
+const ID_BY_UUID: &str = "SELECT id FROM alerts WHERE uuid = $1";
+
 /// The internal id of the alert with this uuid.
 pub async fn id_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<i64>> {
-    with_db!(db, p => sqlx::query_scalar("SELECT id FROM alerts WHERE uuid = $1").bind(uuid).fetch_optional(p).await)
+    with_db!(db, p => sqlx::query_scalar(ID_BY_UUID).bind(uuid).fetch_optional(p).await)
+}
+
+/// [`id_by_uuid`] inside the caller's transaction.
+pub async fn id_by_uuid_in(tx: &mut Tx, uuid: Uuid) -> sqlx::Result<Option<i64>> {
+    with_tx!(tx, c => sqlx::query_scalar(ID_BY_UUID).bind(uuid).fetch_optional(c).await)
 }
 
 /// The mutable state of an alert after a PATCH, written whole (the caller holds the lock).
 pub struct AlertChanges<'a> {
-    pub status: &'a str,
+    pub status: AlertStatus,
     pub severity: &'a str,
     pub close_classification: Option<&'a str>,
     pub tags: &'a [String],
@@ -256,7 +266,7 @@ pub async fn apply_changes(tx: &mut Tx, id: i64, changes: &AlertChanges<'_>) -> 
         "UPDATE alerts SET status = $1, severity = $2, close_classification = $3, tags = $4, \
          acknowledged_at = COALESCE(acknowledged_at, $5), triaged_at = COALESCE(triaged_at, $6), closed_at = COALESCE(closed_at, $7), \
          malice_override = $8, malice_override_source = $9, malice_override_at = $10, updated_at = $11 WHERE id = $12")
-        .bind(changes.status).bind(changes.severity).bind(changes.close_classification).bind(Json(changes.tags))
+        .bind(changes.status.as_str()).bind(changes.severity).bind(changes.close_classification).bind(Json(changes.tags))
         .bind(changes.acknowledged_at).bind(changes.triaged_at).bind(changes.closed_at)
         .bind(changes.malice_override).bind(changes.malice_override_source).bind(changes.malice_override_at)
         .bind(at).bind(id).execute(c).await.map(|_| ()))
@@ -270,39 +280,18 @@ pub async fn set_findings(tx: &mut Tx, id: i64, findings: &Value) -> sqlx::Resul
 }
 
 /// Hard delete; links and agent runs cascade, activity events keep a null `alert_id`.
-/// Returns whether the alert existed.
-pub async fn delete_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<bool> {
-    with_db!(db, p => sqlx::query("DELETE FROM alerts WHERE uuid = $1").bind(uuid).execute(p).await.map(|r| r.rows_affected() > 0))
-}
-
-/// The columns of the list view.
-#[derive(Debug, sqlx::FromRow)]
-pub struct AlertSummaryRow {
-    pub uuid: Uuid,
-    pub title: String,
-    pub description: Option<String>,
-    pub severity: String,
-    pub status: String,
-    pub enrichment_status: String,
-    pub source_name: String,
-    pub occurred_at: DateTime<Utc>,
-    pub ingested_at: DateTime<Utc>,
-    pub is_enriched: bool,
-    pub duplicate_count: i32,
-    pub tags: Json<Vec<String>>,
-    pub close_classification: Option<String>,
-    pub closed_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+pub async fn delete(tx: &mut Tx, id: i64) -> sqlx::Result<()> {
+    with_tx!(tx, c => sqlx::query("DELETE FROM alerts WHERE id = $1").bind(id).execute(c).await.map(|_| ()))
 }
 
 /// Filters of `GET /v1/alerts`; empty lists and `None` do not filter.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct AlertFilter {
-    pub statuses: Vec<String>,
-    pub severities: Vec<String>,
+    /// `None`: no filter; `Some(empty)`: only values outside the enumeration were asked for.
+    pub statuses: Option<Vec<AlertStatus>>,
+    pub severities: Option<Vec<Severity>>,
+    pub enrichment_statuses: Option<Vec<EnrichmentStatus>>,
     pub source_names: Vec<String>,
-    pub enrichment_statuses: Vec<String>,
     pub is_enriched: Option<bool>,
     pub detection_rule_uuid: Option<Uuid>,
     pub from_time: Option<DateTime<Utc>>,
@@ -356,94 +345,57 @@ pub struct AlertSort {
     pub descending: bool,
 }
 
-/// A value bound to one `$N` of a runtime-built statement.
-#[derive(Debug, Clone)]
-enum Bind {
-    Text(String),
-    Bool(bool),
-    Uuid(Uuid),
-    Time(DateTime<Utc>),
-    Int(i64),
-}
-
-/// Binds `$binds` in order onto `$query` (a sqlx query of either backend).
-macro_rules! bind_all {
-    ($query:expr, $binds:expr) => {{
-        let mut query = $query;
-        for bind in $binds {
-            query = match bind {
-                Bind::Text(v) => query.bind(v.clone()),
-                Bind::Bool(v) => query.bind(*v),
-                Bind::Uuid(v) => query.bind(*v),
-                Bind::Time(v) => query.bind(*v),
-                Bind::Int(v) => query.bind(*v),
-            };
-        }
-        query
-    }};
-}
-
-/// The `WHERE` clause of the list (SQL text with `$N` placeholders, built from constants only)
-/// and its values.
-fn filter_sql(backend: &str, filter: &AlertFilter) -> (String, Vec<Bind>) {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut binds: Vec<Bind> = Vec::new();
-    let placeholder = |binds: &mut Vec<Bind>, bind: Bind| {
-        binds.push(bind);
-        format!("${}", binds.len())
-    };
-    for (column, values) in [
-        ("alerts.status", &filter.statuses),
-        ("alerts.severity", &filter.severities),
-        ("alerts.source_name", &filter.source_names),
-        ("alerts.enrichment_status", &filter.enrichment_statuses),
-    ] {
-        if values.is_empty() {
-            continue;
-        }
-        let list: Vec<String> = values.iter().map(|v| placeholder(&mut binds, Bind::Text(v.clone()))).collect();
-        conditions.push(format!("{column} IN ({})", list.join(", ")));
-    }
-    if let Some(flag) = filter.is_enriched {
-        conditions.push(format!("alerts.is_enriched = {}", placeholder(&mut binds, Bind::Bool(flag))));
-    }
+/// The `WHERE` conditions of the list (column names are constants; only values are bound).
+fn list_filter(db_filter: &mut Filter, filter: &AlertFilter) {
+    any_of_known(db_filter, "alerts.status", filter.statuses.as_deref(), |s| s.as_str());
+    any_of_known(db_filter, "alerts.severity", filter.severities.as_deref(), |s| s.as_str());
+    any_of_known(db_filter, "alerts.enrichment_status", filter.enrichment_statuses.as_deref(), |s| s.as_str());
+    db_filter.any_of("alerts.source_name", &filter.source_names);
+    db_filter.eq_opt("alerts.is_enriched", filter.is_enriched);
     if let Some(rule) = filter.detection_rule_uuid {
-        let p = placeholder(&mut binds, Bind::Uuid(rule));
-        conditions.push(format!("alerts.detection_rule_id IN (SELECT id FROM detection_rules WHERE uuid = {p})"));
+        let p = db_filter.bind(rule);
+        db_filter.push(format!("alerts.detection_rule_id IN (SELECT id FROM detection_rules WHERE uuid = {p})"));
     }
     if let Some(from) = filter.from_time {
-        conditions.push(format!("alerts.occurred_at >= {}", placeholder(&mut binds, Bind::Time(from))));
+        let p = db_filter.bind(from);
+        db_filter.push(format!("alerts.occurred_at >= {p}"));
     }
     if let Some(to) = filter.to_time {
-        conditions.push(format!("alerts.occurred_at <= {}", placeholder(&mut binds, Bind::Time(to))));
+        let p = db_filter.bind(to);
+        db_filter.push(format!("alerts.occurred_at <= {p}"));
     }
     for tag in &filter.tags {
-        let p = placeholder(&mut binds, Bind::Text(tag.clone()));
-        conditions.push(crate::db::json_array_contains_sql(backend, "alerts.tags", &p));
+        db_filter.json_array_contains("alerts.tags", tag);
     }
-    let clause = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-    (clause, binds)
 }
 
+/// `column IN (values)` for an enumerated column. `None` does not filter; `Some` with no value
+/// matches nothing (the query named only values outside the enumeration, which no row holds).
+fn any_of_known<T: Copy>(db_filter: &mut Filter, column: &str, values: Option<&[T]>, text: fn(T) -> &'static str) {
+    match values {
+        None => {}
+        Some([]) => {
+            db_filter.push("1 = 0");
+        }
+        Some(values) => {
+            let texts: Vec<&str> = values.iter().map(|v| text(*v)).collect();
+            db_filter.any_of(column, &texts);
+        }
+    }
+}
+
+const SUMMARY_SELECT: &str = "SELECT alerts.uuid, alerts.title, alerts.description, alerts.severity, alerts.status, \
+    alerts.enrichment_status, alerts.source_name, alerts.occurred_at, alerts.ingested_at, alerts.is_enriched, \
+    alerts.duplicate_count, alerts.tags, alerts.close_classification, alerts.closed_at, alerts.created_at, alerts.updated_at \
+    FROM alerts";
+
 /// One page of the alert list and the total count under the same filter.
-pub async fn list(db: &Db, filter: &AlertFilter, sort: AlertSort, limit: i64, offset: i64) -> sqlx::Result<(Vec<AlertSummaryRow>, i64)> {
-    let (clause, mut binds) = filter_sql(db.backend(), filter);
-    let count_sql = format!("SELECT COUNT(*) FROM alerts{clause}");
-    let total: i64 = with_db!(db, p => bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)), &binds).fetch_one(p).await)?;
+pub async fn list(db: &Db, filter: &AlertFilter, sort: AlertSort, limit: i64, offset: i64) -> sqlx::Result<(Vec<AlertSummary>, i64)> {
+    let mut db_filter = Filter::new(db);
+    list_filter(&mut db_filter, filter);
     let direction = if sort.descending { "DESC" } else { "ASC" };
-    let limit_p = format!("${}", binds.len() + 1);
-    let offset_p = format!("${}", binds.len() + 2);
-    binds.push(Bind::Int(limit));
-    binds.push(Bind::Int(offset));
-    let page_sql = format!(
-        "SELECT alerts.uuid, alerts.title, alerts.description, alerts.severity, alerts.status, alerts.enrichment_status, \
-         alerts.source_name, alerts.occurred_at, alerts.ingested_at, alerts.is_enriched, alerts.duplicate_count, alerts.tags, \
-         alerts.close_classification, alerts.closed_at, alerts.created_at, alerts.updated_at FROM alerts{clause} \
-         ORDER BY {} {direction}, alerts.id {direction} LIMIT {limit_p} OFFSET {offset_p}",
-        sort.column.sql()
-    );
-    let rows = with_db!(db, p => bind_all!(sqlx::query_as::<_, AlertSummaryRow>(sqlx::AssertSqlSafe(page_sql)), &binds).fetch_all(p).await)?;
-    Ok((rows, total))
+    let order_by = format!("{} {direction}, alerts.id {direction}", sort.column.sql());
+    fetch_page(db, SUMMARY_SELECT, &db_filter, &order_by, limit, offset).await
 }
 
 #[cfg(test)]
@@ -451,21 +403,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filter_sql_numbers_placeholders_in_order() {
+    fn list_filter_numbers_placeholders_in_order() {
         let filter = AlertFilter {
-            statuses: vec!["Open".into(), "Closed".into()],
+            statuses: Some(vec![AlertStatus::Open, AlertStatus::Closed]),
             is_enriched: Some(true),
             tags: vec!["a".into(), "b".into()],
             ..AlertFilter::default()
         };
-        let (clause, binds) = filter_sql("sqlite", &filter);
+        let mut db_filter = Filter::for_backend("sqlite");
+        list_filter(&mut db_filter, &filter);
         assert_eq!(
-            clause,
+            db_filter.where_clause(),
             " WHERE alerts.status IN ($1, $2) AND alerts.is_enriched = $3 \
              AND EXISTS (SELECT 1 FROM json_each(alerts.tags) WHERE json_each.value = $4) \
              AND EXISTS (SELECT 1 FROM json_each(alerts.tags) WHERE json_each.value = $5)"
         );
-        assert_eq!(binds.len(), 5);
-        assert_eq!(filter_sql("postgres", &AlertFilter::default()).0, "");
+        assert_eq!(db_filter.binds().len(), 5);
+        let mut empty = Filter::for_backend("postgres");
+        list_filter(&mut empty, &AlertFilter::default());
+        assert_eq!(empty.where_clause(), "");
+        // Only unknown statuses were asked for: nothing matches.
+        let mut nothing = Filter::for_backend("postgres");
+        list_filter(&mut nothing, &AlertFilter { statuses: Some(vec![]), ..AlertFilter::default() });
+        assert_eq!(nothing.where_clause(), " WHERE 1 = 0");
     }
 }

@@ -45,6 +45,15 @@ macro_rules! string_enum {
             }
         }
 
+        /// For `#[sqlx(try_from = "String")]` on row fields: a stored value outside the enumeration
+        /// is a decode error, not a silently wrong variant.
+        impl TryFrom<String> for $name {
+            type Error = UnknownVariant;
+            fn try_from(text: String) -> Result<Self, Self::Error> {
+                text.parse()
+            }
+        }
+
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())

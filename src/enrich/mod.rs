@@ -28,6 +28,7 @@ mod engine;
 mod enricher;
 pub mod extractions;
 mod extract;
+pub use extract::truthy;
 pub mod lookups;
 mod malice;
 pub mod providers;

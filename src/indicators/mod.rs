@@ -3,6 +3,7 @@
 //! alert views) and the detail form of `GET /v1/indicators/{uuid}` (everything).
 
 pub mod http;
+pub mod service;
 pub mod store;
 
 use chrono::{DateTime, Utc};
@@ -11,15 +12,14 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::Malice;
+use crate::enrich::truthy;
 use store::IndicatorRow;
-
-/// The malice verdicts, least to most severe (data-model.md).
-pub const MALICE_LEVELS: [&str; 4] = ["Pending", "Benign", "Suspicious", "Malicious"];
 
 /// Severity order of a malice string: Malicious > Suspicious > Benign > Pending; any other
 /// string ranks below all of them.
 pub fn malice_rank(malice: &str) -> i8 {
-    MALICE_LEVELS.iter().position(|level| *level == malice).map_or(-1, |p| p as i8)
+    malice.parse::<Malice>().map_or(-1, |verdict| verdict as i8)
 }
 
 /// The worst of `verdicts` by [`malice_rank`]; `None` when there are none.
@@ -27,30 +27,18 @@ pub fn worst_malice<'a>(verdicts: impl IntoIterator<Item = &'a str>) -> Option<&
     verdicts.into_iter().max_by_key(|m| malice_rank(m))
 }
 
-/// Python truthiness of a JSON value (`a or b` picks the first truthy operand).
-pub fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(flag) => *flag,
-        Value::Number(number) => number.as_f64().is_some_and(|n| n != 0.0),
-        Value::String(text) => !text.is_empty(),
-        Value::Array(items) => !items.is_empty(),
-        Value::Object(fields) => !fields.is_empty(),
-    }
-}
-
 /// The malice enrichment alone would give: the worst of each provider's `extracted.verdict`
 /// (or, when that is absent or empty, `extracted.malice`), counting only the four valid
 /// verdicts; `Pending` when no provider gives one. Used when an analyst override is removed.
-pub fn malice_from_results(results: Option<&Value>) -> &'static str {
-    let Some(Value::Object(providers)) = results else { return "Pending" };
+pub fn malice_from_results(results: Option<&Value>) -> Malice {
+    let Some(Value::Object(providers)) = results else { return Malice::Pending };
     let verdicts = providers.values().filter_map(|entry| {
         let extracted = entry.get("extracted")?;
         let verdict = [extracted.get("verdict"), extracted.get("malice")].into_iter().flatten().find(|v| truthy(v))?;
-        let text = verdict.as_str()?;
-        MALICE_LEVELS.iter().copied().find(|level| *level == text)
+        verdict.as_str()?.parse::<Malice>().ok()
     });
-    worst_malice(verdicts).unwrap_or("Pending")
+    // `Malice` orders from least to most severe.
+    verdicts.max().unwrap_or(Malice::Pending)
 }
 
 /// `enrichment_results` with the `raw` key removed from every provider entry.
@@ -137,8 +125,8 @@ mod tests {
 
     #[test]
     fn malice_recomputed_from_results() {
-        assert_eq!(malice_from_results(None), "Pending");
-        assert_eq!(malice_from_results(Some(&json!({}))), "Pending");
+        assert_eq!(malice_from_results(None), Malice::Pending);
+        assert_eq!(malice_from_results(Some(&json!({}))), Malice::Pending);
         let results = json!({
             "a": {"extracted": {"verdict": "Benign", "malice": "Malicious"}},
             "b": {"extracted": {"verdict": "", "malice": "Suspicious"}},
@@ -147,8 +135,8 @@ mod tests {
             "e": "not an object",
         });
         // a's verdict wins over its malice; b falls back to malice; c's string is not a verdict.
-        assert_eq!(malice_from_results(Some(&results)), "Suspicious");
-        assert_eq!(malice_from_results(Some(&json!({"x": {"extracted": {"verdict": "Malicious"}}}))), "Malicious");
+        assert_eq!(malice_from_results(Some(&results)), Malice::Suspicious);
+        assert_eq!(malice_from_results(Some(&json!({"x": {"extracted": {"verdict": "Malicious"}}}))), Malice::Malicious);
     }
 
     #[test]

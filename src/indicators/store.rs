@@ -216,7 +216,8 @@ pub struct SiblingRow {
     pub uuid: uuid::Uuid,
     pub title: String,
     pub severity: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: crate::domain::AlertStatus,
     pub source_name: String,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
     pub tags: crate::db::Json<Vec<String>>,

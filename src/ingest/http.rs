@@ -12,8 +12,7 @@ use serde_json::{Map, Value};
 use super::service::{IngestResponse, ingest};
 use super::signature::{self, SignatureError};
 use super::sources::{self, AlertSource};
-use crate::activity::Actor;
-use crate::auth::Auth;
+use crate::auth::{Authorized, Principal};
 use crate::error::{Error, FieldError};
 use crate::http::extract::{JsonBody, LARGE_JSON_BYTES, ValidPath, check_json_size, parse_json_text, read_body};
 use crate::pagination::Data;
@@ -28,11 +27,16 @@ fn accepted(outcome: IngestResponse) -> Response {
     (StatusCode::ACCEPTED, Data::new(outcome)).into_response()
 }
 
-fn find_source(auth: &Auth, name: &str) -> Result<&'static dyn AlertSource, Error> {
+crate::operation!(
+    /// Both ingest routes: the key's scope is checked before the body is read.
+    IngestAlert = "alerts.ingest", scopes ["alerts:write"]
+);
+
+fn find_source(who: &Principal, name: &str) -> Result<&'static dyn AlertSource, Error> {
     let source = sources::get(name).ok_or_else(|| {
         Error::client(StatusCode::NOT_FOUND, "UNKNOWN_SOURCE", format!("Alert source '{name}' is not registered."))
     })?;
-    if !auth.may_ingest_from(name) {
+    if who.key().is_some_and(|key| !key.may_ingest_from(name)) {
         return Err(Error::Denied {
             code: "SOURCE_NOT_ALLOWED",
             message: format!("API key is not authorized to ingest from source '{name}'."),
@@ -53,15 +57,14 @@ fn structure_mismatch(source: &dyn AlertSource) -> Error {
     request_body(content = Object, description = "The SIEM's alert payload, as sent"),
     responses((status = 202, body = IngestResponse), (status = 401, description = "Missing/invalid key or signature"),
         (status = 404, description = "UNKNOWN_SOURCE"), (status = 422, description = "INVALID_PAYLOAD")),
-    security(("bearer" = [])))]
+    security(("bearer" = ["alerts:write"])))]
 pub async fn ingest_webhook(
-    auth: Auth,
+    auth: Authorized<IngestAlert>,
     State(state): State<AppState>,
     ValidPath(source_name): ValidPath<String>,
     request: Request,
 ) -> Result<Response, Error> {
-    auth.require(&["alerts:write"])?;
-    let source = find_source(&auth, &source_name)?;
+    let source = find_source(&auth.principal, &source_name)?;
     let headers = request.headers().clone();
     let body = read_body(request).await?;
 
@@ -71,7 +74,7 @@ pub async fn ingest_webhook(
             Some(secret) => {
                 if let Err(reason) = signature::verify(&scheme, Some(secret.as_bytes()), &headers, &body, chrono::Utc::now()) {
                     tracing::warn!(target: "calseta::audit", event = "webhook_signature_failure", source = source.name(),
-                        reason = ?reason, key_prefix = %auth.key_prefix, "webhook signature rejected");
+                        reason = ?reason, key_prefix = auth.key_prefix(), "webhook signature rejected");
                     let message = match reason {
                         SignatureError::Stale => "Webhook timestamp is outside the allowed window.",
                         _ => "Webhook signature verification failed.",
@@ -91,7 +94,7 @@ pub async fn ingest_webhook(
     if !source.validate(&raw) {
         return Err(structure_mismatch(source));
     }
-    let outcome = ingest(&state, source, raw, &Actor::api(&auth.key_prefix)).await?;
+    let outcome = ingest(&state, source, raw, &auth.actor()).await?;
     Ok(accepted(outcome))
 }
 
@@ -106,22 +109,21 @@ pub struct GenericIngestBody {
 #[utoipa::path(post, path = "/v1/alerts", tag = "alerts", request_body = GenericIngestBody,
     responses((status = 202, body = IngestResponse), (status = 404, description = "UNKNOWN_SOURCE"),
         (status = 422, description = "VALIDATION_ERROR / INVALID_PAYLOAD")),
-    security(("bearer" = [])))]
+    security(("bearer" = ["alerts:write"])))]
 pub async fn ingest_programmatic(
-    auth: Auth,
+    auth: Authorized<IngestAlert>,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<GenericIngestBody>,
 ) -> Result<Response, Error> {
-    auth.require(&["alerts:write"])?;
     let raw: Map<String, Value> = match body.payload {
         Value::Object(map) => map,
         _ => return Err(Error::Validation(vec![FieldError::body("payload", "dict_type", "Input should be a valid dictionary")])),
     };
     check_json_size("payload", &raw, LARGE_JSON_BYTES).map_err(|e| Error::Validation(vec![e]))?;
-    let source = find_source(&auth, &body.source_name)?;
+    let source = find_source(&auth.principal, &body.source_name)?;
     if !source.validate(&raw) {
         return Err(structure_mismatch(source));
     }
-    let outcome = ingest(&state, source, raw, &Actor::api(&auth.key_prefix)).await?;
+    let outcome = ingest(&state, source, raw, &auth.actor()).await?;
     Ok(accepted(outcome))
 }

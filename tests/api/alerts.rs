@@ -108,7 +108,7 @@ fn owned(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 const ALERT_FIELDS: &[&str] = &[
     "acknowledged_at", "agent_findings", "close_classification", "closed_at", "context_documents", "created_at", "description",
-    "detection_rule", "detection_rule_id", "duplicate_count", "enriched_at", "enrichment_status", "fingerprint", "indicators",
+    "detection_rule", "detection_rule_uuid", "duplicate_count", "enriched_at", "enrichment_status", "fingerprint", "indicators",
     "ingested_at", "is_enriched", "last_seen_at", "malice", "malice_override", "malice_override_at", "malice_override_source",
     "occurred_at", "raw_payload", "severity", "source_name", "status", "tags", "title", "triaged_at", "updated_at", "uuid",
 ];
@@ -149,8 +149,9 @@ async fn detail_of_ingested_alert(backend: Backend) {
     assert_eq!(alert["raw_payload"], payload);
     assert_eq!(alert["malice"], "Pending");
     assert_eq!(alert["context_documents"], json!([]));
-    assert!(alert["detection_rule_id"].is_i64());
     let rule = &alert["detection_rule"];
+    assert_eq!(alert["detection_rule_uuid"], rule["uuid"]);
+    assert!(rule["uuid"].is_string());
     assert_eq!(rule["name"], "Brute Force Login Attempt");
     assert_eq!(rule["source_rule_id"], "Brute Force Login Attempt");
     assert_eq!(rule["source_name"], "splunk");
@@ -214,7 +215,7 @@ async fn detail_of_ingested_alert(backend: Backend) {
     let plain = create_generic(&server, json!({"title": "No rule here", "severity": "low"})).await;
     let plain = wait_enriched(&server, &plain).await;
     assert_eq!(plain["data"]["detection_rule"], Value::Null);
-    assert_eq!(plain["data"]["detection_rule_id"], Value::Null);
+    assert_eq!(plain["data"]["detection_rule_uuid"], Value::Null);
     assert_eq!(plain["data"]["indicators"], json!([]));
     assert_eq!(plain["meta"]["detection_rule_matched"], false);
     assert_eq!(plain["meta"]["indicator_count"], 0);
@@ -494,12 +495,12 @@ async fn patch_lifecycle_and_activity(backend: Backend) {
     for event in &events[..9] {
         assert_eq!(event["actor_type"], "api");
         assert_eq!(event["actor_key_prefix"], prefix);
-        assert!(event["alert_id"].is_i64());
-        assert_eq!(event["workflow_id"], Value::Null);
-        assert_eq!(event["detection_rule_id"], Value::Null);
+        assert_eq!(event["alert_uuid"], uuid.as_str());
+        assert_eq!(event["workflow_uuid"], Value::Null);
+        assert_eq!(event["detection_rule_uuid"], Value::Null);
         assert_eq!(
             sorted_keys(event),
-            ["actor_key_prefix", "actor_type", "alert_id", "created_at", "detection_rule_id", "event_type", "references", "uuid", "workflow_id"]
+            ["actor_key_prefix", "actor_type", "alert_uuid", "created_at", "detection_rule_uuid", "event_type", "references", "uuid", "workflow_uuid"]
         );
     }
     assert_eq!(events[9]["actor_type"], "system");
@@ -885,6 +886,12 @@ async fn scopes_are_enforced_before_validation(backend: Backend) {
         let json = expect_error(response, 403, "FORBIDDEN").await;
         assert_eq!(json["error"]["message"], "Insufficient scope. Required: alerts:write", "{method} {path}");
     }
+    // Ingest too: the scope before the body, even a body that is not JSON at all.
+    for path in ["/v1/alerts", "/v1/ingest/generic"] {
+        let response = server.request(Method::POST, path, Some(&reader)).header("content-type", "application/json").body("{nope").send().await.unwrap();
+        let json = expect_error(response, 403, "FORBIDDEN").await;
+        assert_eq!(json["error"]["message"], "Insufficient scope. Required: alerts:write", "{path}");
+    }
     // The writer can write.
     assert_eq!(server.patch_json(&format!("/v1/alerts/{uuid}"), &writer, &json!({"severity": "Low"})).await.status(), 200);
     let finding = server.post_json(&format!("/v1/alerts/{uuid}/findings"), &writer, &json!({"agent_name": "a", "summary": "b"})).await;
@@ -896,3 +903,151 @@ async fn scopes_are_enforced_before_validation(backend: Backend) {
     server.stop().await;
 }
 dual!(scopes_are_enforced_before_validation);
+
+/// Every `id` / `*_id` key of `value` whose value is not a string or null (an internal
+/// sequential id), with its JSON path. Client payloads (`raw_payload`) and vendor responses
+/// (`enrichment_results`) are echoed as received and not ours to judge.
+fn integer_ids(value: &Value, path: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                if key == "raw_payload" || key == "enrichment_results" {
+                    continue;
+                }
+                let here = format!("{path}.{key}");
+                if (key == "id" || key.ends_with("_id")) && !(item.is_string() || item.is_null()) {
+                    found.push(format!("{here} = {item}"));
+                }
+                integer_ids(item, &here, found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                integer_ids(item, &format!("{path}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Defect e: internal sequential ids reveal volumes. Every alert-related response (ingest,
+/// list, detail, each sub-resource, the writes' answers, the activity timeline with events of
+/// every kind) names rows by UUID only.
+async fn no_internal_ids_leave_the_server(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin_key.clone();
+    let mut responses: Vec<(String, Value)> = Vec::new();
+    let ingested = body(server.post_json("/v1/ingest/splunk", &admin, &fixture("splunk_alert")).await).await;
+    let uuid = ingested["data"]["alert_uuid"].as_str().unwrap().to_owned();
+    responses.push(("ingest".into(), ingested));
+    let duplicate = body(server.post_json("/v1/ingest/splunk", &admin, &fixture("splunk_alert")).await).await;
+    assert_eq!(duplicate["data"]["status"], "deduplicated");
+    responses.push(("ingest duplicate".into(), duplicate));
+    let detail = wait_enriched(&server, &uuid).await;
+    let ip_uuid = detail["data"]["indicators"][0]["uuid"].as_str().unwrap().to_owned();
+    let rule_uuid = detail["data"]["detection_rule"]["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(detail["data"]["detection_rule_uuid"], rule_uuid.as_str());
+    responses.push(("detail".into(), detail));
+    let path = format!("/v1/alerts/{uuid}");
+    for (name, response) in [
+        ("patch", server.patch_json(&path, &admin, &json!({"status": "Closed", "close_classification": "Duplicate", "malice_override": "Benign"})).await),
+        ("finding", server.post_json(&format!("{path}/findings"), &admin, &json!({"agent_name": "a", "summary": "b"})).await),
+        ("indicators added", server.post_json(&format!("{path}/indicators?enrich=false"), &admin, &json!({"indicators": [{"type": "ip", "value": "203.0.113.5"}]})).await),
+        ("indicator patch", server.patch_json(&format!("/v1/indicators/{ip_uuid}"), &admin, &json!({"malice": "Suspicious"})).await),
+    ] {
+        assert!(response.status().is_success(), "{name}");
+        responses.push((name.into(), body(response).await));
+    }
+    // An event that names a detection rule (no route writes one yet): planted beside the alert's.
+    let alert_sql = server.uuid_sql(uuid.parse().unwrap());
+    let rule_sql = server.uuid_sql(rule_uuid.parse().unwrap());
+    let planted = server
+        .db_execute(&format!(
+            "INSERT INTO activity_events (uuid, event_type, actor_type, alert_id, detection_rule_id, created_at) \
+             SELECT {}, 'planted_rule_event', 'system', alert_id, (SELECT id FROM detection_rules WHERE uuid = {rule_sql}), created_at \
+             FROM activity_events WHERE event_type = 'alert_ingested' AND alert_id = (SELECT id FROM alerts WHERE uuid = {alert_sql})",
+            server.uuid_sql(uuid::Uuid::new_v4())
+        ))
+        .await;
+    assert_eq!(planted, 1);
+    for read in [
+        "/v1/alerts".to_owned(),
+        path.clone(),
+        format!("{path}/activity?page_size=500"),
+        format!("{path}/findings"),
+        format!("{path}/indicators"),
+        format!("{path}/context"),
+        format!("{path}/relationship-graph"),
+        format!("/v1/indicators/{ip_uuid}"),
+        format!("/v1/detection-rules/{rule_uuid}"),
+    ] {
+        let response = server.get(&read, &admin).await;
+        assert_eq!(response.status(), 200, "{read}");
+        responses.push((read, body(response).await));
+    }
+    let activity = &responses.iter().find(|(name, _)| name.contains("/activity")).unwrap().1;
+    let events = activity["data"].as_array().unwrap();
+    assert!(events.len() >= 7, "{activity}");
+    assert!(events.iter().all(|e| e["alert_uuid"] == uuid.as_str()), "{activity}");
+    let planted = events.iter().find(|e| e["event_type"] == "planted_rule_event").unwrap();
+    assert_eq!(planted["detection_rule_uuid"], rule_uuid.as_str());
+    assert_eq!(planted["workflow_uuid"], Value::Null);
+    let mut found = Vec::new();
+    for (name, json) in &responses {
+        integer_ids(json, name, &mut found);
+    }
+    assert!(found.is_empty(), "internal ids in responses:\n{}", found.join("\n"));
+    server.stop().await;
+}
+dual!(no_internal_ids_leave_the_server);
+
+/// Every mutating alert or indicator operation writes one audit record in its own transaction:
+/// the operation's name, the target's UUID, the key's prefix, what changed. A refused request
+/// writes none.
+async fn mutations_are_audited(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (key, _) = server.create_key(&["alerts:read", "alerts:write"], json!({})).await;
+    let uuid = create_generic(&server, json!({"title": "audited", "severity": "low", "src_ip": "198.51.100.30"})).await;
+    let detail = wait_enriched(&server, &uuid).await;
+    let ip_uuid = detail["data"]["indicators"][0]["uuid"].as_str().unwrap().to_owned();
+    let path = format!("/v1/alerts/{uuid}");
+    const AUDITED: &str = "FROM audit_log WHERE action LIKE 'alerts.%' OR action LIKE 'indicators.%'";
+    // Refused: bad input and not found write nothing.
+    expect_error(server.patch_json(&path, &key, &json!({"status": "Done"})).await, 422, "VALIDATION_ERROR").await;
+    let missing = format!("/v1/alerts/{}", uuid::Uuid::new_v4());
+    expect_error(server.patch_json(&missing, &key, &json!({"severity": "High"})).await, 404, "NOT_FOUND").await;
+    assert_eq!(server.db_count(&format!("SELECT COUNT(*) {AUDITED}")).await, 0);
+
+    assert_eq!(server.patch_json(&path, &key, &json!({"status": "Triaging", "severity": "High", "tags": ["t"]})).await.status(), 200);
+    assert_eq!(server.post_json(&format!("{path}/findings"), &key, &json!({"agent_name": "bot", "summary": "s"})).await.status(), 201);
+    let added = server.post_json(&format!("{path}/indicators?enrich=false"), &key, &json!({"indicators": [{"type": "domain", "value": "a.example"}]})).await;
+    assert_eq!(added.status(), 201);
+    assert_eq!(server.post_json(&format!("{path}/enrich"), &key, &json!({})).await.status(), 202);
+    assert_eq!(server.patch_json(&format!("/v1/indicators/{ip_uuid}"), &key, &json!({"malice": "Malicious"})).await.status(), 200);
+    assert_eq!(delete(&server, &path, &key).await.status(), 204);
+
+    let actions = server.db_texts(&format!("SELECT action {AUDITED} ORDER BY id")).await;
+    let actions: Vec<String> = actions.into_iter().map(Option::unwrap).collect();
+    assert_eq!(
+        actions,
+        ["alerts.patch", "alerts.findings.add", "alerts.indicators.add", "alerts.enrich", "indicators.patch", "alerts.delete"]
+    );
+    let targets = server.db_texts(&format!("SELECT target_id {AUDITED} ORDER BY id")).await;
+    let expected_targets: Vec<Option<String>> =
+        [&uuid, &uuid, &uuid, &uuid, &ip_uuid, &uuid].iter().map(|u| Some(u.to_string())).collect();
+    assert_eq!(targets, expected_targets);
+    let prefixes = server.db_texts(&format!("SELECT actor_key_prefix {AUDITED}")).await;
+    assert!(prefixes.iter().all(|p| p.as_deref() == Some(&key[..8])), "{prefixes:?}");
+    let details = server.db_texts(&format!("SELECT CAST(details AS TEXT) {AUDITED} AND action = 'alerts.patch'")).await;
+    let details: Value = serde_json::from_str(details[0].as_deref().unwrap()).unwrap();
+    assert_eq!(
+        details,
+        json!({"changes": {
+            "status": {"from": "Open", "to": "Triaging"},
+            "severity": {"from": "Low", "to": "High"},
+            "tags": {"from": [], "to": ["t"]},
+        }})
+    );
+    server.stop().await;
+}
+dual!(mutations_are_audited);

@@ -77,8 +77,6 @@ async fn detail_and_override(backend: Backend) {
     let indicator_events: Vec<&Value> =
         activity["data"].as_array().unwrap().iter().filter(|e| e["event_type"] == "indicator_malice_updated").collect();
     assert_eq!(indicator_events.len(), 4);
-    let alert_id = activity["data"].as_array().unwrap().iter().find(|e| e["event_type"] == "alert_ingested").unwrap()["alert_id"].clone();
-    assert!(alert_id.is_i64());
     let base = json!({"indicator_type": "ip", "indicator_value": "10.0.0.99"});
     let expected = [
         ("Benign", "Suspicious", "enrichment"),
@@ -94,7 +92,7 @@ async fn detail_and_override(backend: Backend) {
         assert_eq!(event["references"], references);
         assert_eq!(event["actor_type"], "api");
         assert_eq!(event["actor_key_prefix"], &writer[..8]);
-        assert_eq!(event["alert_id"], alert_id);
+        assert_eq!(event["alert_uuid"], alert_uuid.as_str());
     }
 
     // An indicator with no alert left still takes an override (event without an alert).
