@@ -7,6 +7,7 @@ mod alerts;
 mod api_keys;
 mod auth;
 mod context_documents;
+mod context_uploads;
 mod detection_rules;
 mod enrichment;
 mod fake_vendor;
