@@ -125,6 +125,22 @@ fn check_auth_config(config: Option<&Map<String, Value>>) -> std::result::Result
     }
 }
 
+/// The field checks create and patch share; `None` means "not supplied".
+fn check_fields(
+    display_name: Option<&str>,
+    auth_type: Option<&str>,
+    auth_config: Option<&Map<String, Value>>,
+    documentation: Option<&str>,
+) -> Result<()> {
+    let mut errors = FieldErrors::default();
+    errors
+        .check(display_name.map_or(Ok(()), check_display_name))
+        .check(check_max("auth_type", auth_type, MAX_AUTH_TYPE))
+        .check(check_auth_config(auth_config))
+        .check(check_max("documentation", documentation, MAX_DOCUMENTATION));
+    errors.finish()
+}
+
 fn invalid_source(name: &str) -> Error {
     let registered: Vec<String> = sources::all().iter().map(|s| crate::ingest::sources::py_string_repr(s.name())).collect();
     Error::bad_request(
@@ -164,13 +180,7 @@ fn seal(state: &AppState, config: Option<&Map<String, Value>>) -> Result<Option<
 
 pub async fn create(state: &AppState, who: &Principal, input: SourceCreate) -> Result<SourceResponse> {
     who.authorize::<CreateSource>()?;
-    let mut errors = FieldErrors::default();
-    errors
-        .check(check_display_name(&input.display_name))
-        .check(check_max("auth_type", input.auth_type.as_deref(), MAX_AUTH_TYPE))
-        .check(check_auth_config(input.auth_config.as_ref()))
-        .check(check_max("documentation", input.documentation.as_deref(), MAX_DOCUMENTATION));
-    errors.finish()?;
+    check_fields(Some(&input.display_name), input.auth_type.as_deref(), input.auth_config.as_ref(), input.documentation.as_deref())?;
     if sources::get(&input.source_name).is_none() {
         return Err(invalid_source(&input.source_name));
     }
@@ -196,13 +206,7 @@ pub async fn create(state: &AppState, who: &Principal, input: SourceCreate) -> R
 
 pub async fn patch(state: &AppState, who: &Principal, uuid: Uuid, input: SourceUpdate) -> Result<SourceResponse> {
     who.authorize::<PatchSource>()?;
-    let mut errors = FieldErrors::default();
-    errors
-        .check(input.display_name.as_deref().map_or(Ok(()), check_display_name))
-        .check(check_max("auth_type", input.auth_type.as_deref(), MAX_AUTH_TYPE))
-        .check(check_auth_config(input.auth_config.as_ref()))
-        .check(check_max("documentation", input.documentation.as_deref(), MAX_DOCUMENTATION));
-    errors.finish()?;
+    check_fields(input.display_name.as_deref(), input.auth_type.as_deref(), input.auth_config.as_ref(), input.documentation.as_deref())?;
     // A missing source answers 404 before a missing key answers 400, as Calseta orders them.
     store::find_by_uuid(&state.db, uuid).await?.ok_or_else(|| Error::not_found(NOT_FOUND))?;
     let patch = SourcePatch {
