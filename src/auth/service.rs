@@ -195,9 +195,8 @@ impl<'a> Keys<'a> {
         };
         let mut tx = self.db.begin().await?;
         let row = keys::update(&mut tx, uuid, &patch).await?.ok_or_else(|| Error::not_found(NOT_FOUND))?;
-        // What changed, never key material: the fields the caller sent.
+        // What changed (the fields the caller sent), never key material.
         let mut changed = serde_json::Map::new();
-        changed.insert("key_prefix".into(), json!(row.key_prefix));
         if let Some(scopes) = &input.scopes {
             changed.insert("scopes".into(), json!(scopes));
         }
@@ -218,7 +217,7 @@ impl<'a> Keys<'a> {
         who.authorize::<RevokeApiKey>()?;
         let mut tx = self.db.begin().await?;
         let row = keys::deactivate(&mut tx, uuid).await?.ok_or_else(|| Error::not_found(NOT_FOUND))?;
-        let details = json!({ "key_prefix": row.key_prefix, "name": row.name });
+        let details = json!({ "name": row.name });
         audit::record(&mut tx, who, Record::success(RevokeApiKey::NAME, "api_key", row.uuid).with_details(details)).await?;
         tx.commit().await?;
         self.forget(uuid);
@@ -258,8 +257,8 @@ async fn insert(db: &Db, who: &Principal, key: &NewKey<'_>, only_if_table_empty:
         allowed_sources: key.allowed_sources,
     };
     let Some(row) = keys::insert(&mut tx, &new, only_if_table_empty).await? else { return Ok(None) };
+    // The target is the key's UUID; its display prefix would be redacted as key-like anyway.
     let details = json!({
-        "key_prefix": row.key_prefix,
         "name": row.name,
         "scopes": row.scopes.0,
         "key_type": row.key_type,
