@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::auth::{Authenticator, KeyType};
+use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::db::Db;
@@ -114,16 +114,14 @@ impl From<AppState> for Db {
 /// On the first start of a database with no API key at all, creates one admin key and prints it
 /// once to stderr. Never again afterwards, even if every key is later revoked.
 pub async fn bootstrap_admin_key(db: &Db) -> anyhow::Result<()> {
-    let scopes = vec!["admin".to_owned()];
-    let created = crate::auth::http::create_key(db, "bootstrap-admin", &scopes, KeyType::Human, None, None, true)
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the bootstrap key: {e}"))?;
-    if let Some((row, plaintext)) = created {
-        tracing::info!(target: "calseta::audit", event = "api_key_created", key_prefix = %row.key_prefix, key_uuid = %row.uuid, "bootstrap admin key created");
+    let created = crate::auth::service::create_bootstrap_key(db).await.map_err(|e| anyhow::anyhow!("creating the bootstrap key: {e}"))?;
+    if let Some(created) = created {
+        tracing::info!(key_prefix = %created.key.key_prefix, key_uuid = %created.key.uuid, "bootstrap admin key created");
         eprintln!(
             "\n=== Calseta: no API key existed, so one admin key was created. It is shown once. ===\n\
-             CALSETA_BOOTSTRAP_ADMIN_KEY={plaintext}\n\
-             Use it as: Authorization: Bearer <key>. Create narrower keys with it, then revoke it.\n"
+             CALSETA_BOOTSTRAP_ADMIN_KEY={}\n\
+             Use it as: Authorization: Bearer <key>. Create narrower keys with it, then revoke it.\n",
+            created.plaintext
         );
     }
     Ok(())

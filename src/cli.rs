@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use chrono::{Duration as ChronoDuration, Utc};
 use clap::{Parser, Subcommand};
 
-use crate::auth::{KeyType, keys};
+use crate::auth::Principal;
+use crate::auth::service::{ApiKeyCreate, Keys, find_for_revoke};
+use crate::error::Error;
+use crate::pagination::Pagination;
 use crate::config::Settings;
 use crate::crypto::Cipher;
 
@@ -231,50 +234,49 @@ async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> 
 
 async fn api_key(settings: Settings, cmd: ApiKeyCommand) -> anyhow::Result<()> {
     let db = crate::app::open_database(&settings).await?;
+    let keys = Keys::new(&db, None);
     match cmd {
         ApiKeyCommand::Create { name, scopes, key_type, allowed_sources, expires_in } => {
             let scopes: Vec<String> = scopes.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-            crate::auth::http::validate_name(&name).map_err(|e| anyhow::anyhow!(e.msg))?;
-            crate::auth::http::validate_scopes(&scopes).map_err(|e| anyhow::anyhow!(e.msg))?;
-            let key_type = KeyType::parse(&key_type).expect("clap restricts the values");
-            let expires_at = expires_in.map(|d| Utc::now() + d);
-            let (row, plaintext) = crate::auth::http::create_key(&db, &name, &scopes, key_type, expires_at, allowed_sources.as_deref(), false)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .expect("unconditional insert");
-            println!("Created API key '{}' ({}), uuid {}", row.name, row.key_prefix, row.uuid);
-            println!("scopes: {}", row.scopes.0.join(","));
+            let input = ApiKeyCreate { name, scopes, key_type: Some(key_type), expires_at: expires_in.map(|d| Utc::now() + d), allowed_sources };
+            let created = keys.create(&Principal::Cli, input).await.map_err(cli_error)?;
+            println!("Created API key '{}' ({}), uuid {}", created.key.name, created.key.key_prefix, created.key.uuid);
+            println!("scopes: {}", created.key.scopes.join(","));
             println!("The key is shown once; store it now:");
-            println!("{plaintext}");
+            println!("{}", created.plaintext);
         }
         ApiKeyCommand::List => {
-            let (rows, total) = keys::list_active(&db, 10_000, 0).await?;
             println!("{:<38} {:<10} {:<6} {:<24} {:<22} NAME", "UUID", "PREFIX", "TYPE", "SCOPES", "EXPIRES");
-            for row in rows {
-                let expires = row.expires_at.map(|e| e.format("%Y-%m-%dT%H:%MZ").to_string()).unwrap_or_else(|| "never".into());
-                println!("{:<38} {:<10} {:<6} {:<24} {:<22} {}", row.uuid, row.key_prefix, row.key_type, row.scopes.0.join(","), expires, row.name);
+            let mut page = Pagination { page: 1, page_size: crate::pagination::MAX_PAGE_SIZE };
+            loop {
+                let (rows, total) = keys.list(&Principal::Cli, page).await.map_err(cli_error)?;
+                for row in &rows {
+                    let expires = row.expires_at.map(|e| e.format("%Y-%m-%dT%H:%MZ").to_string()).unwrap_or_else(|| "never".into());
+                    println!("{:<38} {:<10} {:<6} {:<24} {:<22} {}", row.uuid, row.key_prefix, row.key_type, row.scopes.join(","), expires, row.name);
+                }
+                if rows.is_empty() || page.offset() + page.limit() >= total {
+                    println!("{total} active key(s)");
+                    break;
+                }
+                page.page += 1;
             }
-            println!("{total} active key(s)");
         }
         ApiKeyCommand::Revoke { key } => {
-            let target = match uuid::Uuid::parse_str(&key) {
-                Ok(uuid) => keys::find_by_uuid(&db, uuid).await?,
-                Err(_) => {
-                    let mut matches = keys::find_active_by_prefix(&db, &key).await?;
-                    if matches.len() > 1 {
-                        anyhow::bail!("prefix {key} matches {} active keys; revoke by UUID instead", matches.len());
-                    }
-                    matches.pop()
-                }
-            };
-            let Some(row) = target else { anyhow::bail!("no API key matches {key}") };
-            keys::deactivate(&db, row.uuid).await?;
-            tracing::info!(target: "calseta::audit", event = "api_key_revoked", key_prefix = %row.key_prefix, key_uuid = %row.uuid, actor = "cli", "api key revoked");
+            let Some(uuid) = find_for_revoke(&db, &key).await.map_err(cli_error)? else { anyhow::bail!("no API key matches {key}") };
+            let row = keys.revoke(&Principal::Cli, uuid).await.map_err(cli_error)?;
             println!("Revoked API key {} ({})", row.uuid, row.key_prefix);
         }
     }
     db.close().await;
     Ok(())
+}
+
+/// A service error as the CLI shows it: validation errors by their messages.
+fn cli_error(e: Error) -> anyhow::Error {
+    match e {
+        Error::Validation(errors) => anyhow::anyhow!(errors.iter().map(|e| e.msg.as_str()).collect::<Vec<_>>().join("; ")),
+        other => anyhow::anyhow!("{other}"),
+    }
 }
 
 /// The new key from `--new-key` or `--new-key-file`, refused when malformed or weak.

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::db::{Db, Json, now};
-use crate::with_db;
+use crate::db::{Db, Filter, Json, Tx, fetch_page, now};
+use crate::{with_db, with_tx};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ApiKeyRow {
@@ -48,10 +48,10 @@ fn insert_sql(only_if_table_empty: bool) -> String {
 
 /// Inserts a key. With `only_if_table_empty`, inserts nothing (returns `None`) when any key,
 /// active or not, already exists: the bootstrap key is printed once in a database's life.
-pub async fn insert(db: &Db, key: &NewApiKey<'_>, only_if_table_empty: bool) -> sqlx::Result<Option<ApiKeyRow>> {
+pub async fn insert(tx: &mut Tx, key: &NewApiKey<'_>, only_if_table_empty: bool) -> sqlx::Result<Option<ApiKeyRow>> {
     let sql = insert_sql(only_if_table_empty);
     let allowed = key.allowed_sources.map(|s| Json(s.to_vec()));
-    with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
+    with_tx!(tx, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
         .bind(key.name)
         .bind(key.key_prefix)
@@ -87,27 +87,11 @@ pub async fn find_active_by_prefix(db: &Db, prefix: &str) -> sqlx::Result<Vec<Ap
     with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql)).bind(prefix).fetch_all(p).await)
 }
 
-#[derive(FromRow)]
-struct CountedRow {
-    #[sqlx(flatten)]
-    row: ApiKeyRow,
-    total_count: i64,
-}
-
-/// Active keys, newest first, one page; plus the total count of active keys. The total rides on
-/// each row (`COUNT(*) OVER ()`), so a page costs one query; only a page past the end needs a
-/// second one to learn the total.
+/// Active keys, newest first, one page; plus the total count of active keys.
 pub async fn list_active(db: &Db, limit: i64, offset: i64) -> sqlx::Result<(Vec<ApiKeyRow>, i64)> {
-    let sql = format!(
-        "SELECT {COLUMNS}, COUNT(*) OVER () AS total_count FROM api_keys WHERE is_active = TRUE \
-         ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
-    );
-    let rows = with_db!(db, p => sqlx::query_as::<_, CountedRow>(sqlx::AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(p).await)?;
-    let total = match rows.first() {
-        Some(first) => first.total_count,
-        None => with_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE is_active = TRUE").fetch_one(p).await)?,
-    };
-    Ok((rows.into_iter().map(|r| r.row).collect(), total))
+    let mut filter = Filter::new(db);
+    filter.eq("is_active", true);
+    fetch_page(db, &format!("SELECT {COLUMNS} FROM api_keys"), &filter, "created_at DESC, id DESC", limit, offset).await
 }
 
 pub struct KeyPatch<'a> {
@@ -117,7 +101,7 @@ pub struct KeyPatch<'a> {
     pub allowed_sources: Option<Option<&'a [String]>>,
 }
 
-pub async fn update(db: &Db, uuid: Uuid, patch: &KeyPatch<'_>) -> sqlx::Result<Option<ApiKeyRow>> {
+pub async fn update(tx: &mut Tx, uuid: Uuid, patch: &KeyPatch<'_>) -> sqlx::Result<Option<ApiKeyRow>> {
     let sql = format!(
         "UPDATE api_keys SET \
            scopes = CASE WHEN $2 THEN $3 ELSE scopes END, \
@@ -129,7 +113,7 @@ pub async fn update(db: &Db, uuid: Uuid, patch: &KeyPatch<'_>) -> sqlx::Result<O
     );
     let scopes = patch.scopes.map(|s| Json(s.to_vec()));
     let allowed = patch.allowed_sources.flatten().map(|s| Json(s.to_vec()));
-    with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
+    with_tx!(tx, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
         .bind(uuid)
         .bind(scopes.is_some())
         .bind(scopes.unwrap_or(Json(vec![])))
@@ -142,8 +126,8 @@ pub async fn update(db: &Db, uuid: Uuid, patch: &KeyPatch<'_>) -> sqlx::Result<O
 }
 
 /// Soft delete: the row stays for audit, the key stops working.
-pub async fn deactivate(db: &Db, uuid: Uuid) -> sqlx::Result<Option<ApiKeyRow>> {
-    update(db, uuid, &KeyPatch { scopes: None, is_active: Some(false), allowed_sources: None }).await
+pub async fn deactivate(tx: &mut Tx, uuid: Uuid) -> sqlx::Result<Option<ApiKeyRow>> {
+    update(tx, uuid, &KeyPatch { scopes: None, is_active: Some(false), allowed_sources: None }).await
 }
 
 pub async fn touch_last_used(db: &Db, id: i64, at: DateTime<Utc>) -> sqlx::Result<()> {

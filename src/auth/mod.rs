@@ -14,6 +14,7 @@ pub mod http;
 pub mod keys;
 pub mod principal;
 pub mod scoped;
+pub mod service;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -1,16 +1,19 @@
 //! Context documents: runbooks, SOPs, IR plans and the like, attached to alerts either always
 //! (`is_global`) or by targeting rules evaluated against the alert (`targeting`).
 //!
-//! For other modules: `applicable_documents` (the alert detail, its `/context` route, agent
-//! webhooks, MCP), `ContextDocumentResponse` / `ContextDocumentSummary` (with `From` for the
-//! store rows), and `targeting::{validate, matches}` for any other targeting-rule field (an
-//! agent's `trigger_filter`).
+//! For other modules: `service` (the operations, for REST, MCP and jobs), `applicable_documents`
+//! (the alert detail, its `/context` route, agent webhooks, MCP), `ContextDocumentResponse` /
+//! `ContextDocumentSummary` (with `From` for the store rows), and `targeting::{validate,
+//! matches}` for any other targeting-rule field (an agent's `trigger_filter`).
 
+mod convert;
 pub mod http;
+pub mod service;
 pub mod store;
 pub mod targeting;
+mod upload;
 
-pub use http::{ContextDocumentResponse, ContextDocumentSummary};
+pub use service::{ContextDocumentResponse, ContextDocumentSummary};
 pub use store::ContextDocumentRow;
 pub use targeting::AlertFacts;
 

@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{Database, Encode, FromRow, QueryBuilder, Type};
+use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::db::{Db, Json, now};
+use crate::db::{Db, Filter, Json, Tx, fetch_page, now};
 use crate::http::query::SortOrder;
-use crate::with_db;
+use crate::{with_db, with_tx};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ContextDocumentRow {
@@ -56,13 +56,13 @@ pub struct NewDocument<'a> {
     pub tags: &'a [String],
 }
 
-pub async fn insert(db: &Db, doc: &NewDocument<'_>) -> sqlx::Result<ContextDocumentRow> {
+pub async fn insert(tx: &mut Tx, doc: &NewDocument<'_>) -> sqlx::Result<ContextDocumentRow> {
     let sql = format!(
         "INSERT INTO context_documents (uuid, title, document_type, is_global, targeting_rules, description, \
          content, tags, version, is_system, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, FALSE, $9, $9) RETURNING {COLUMNS}"
     );
-    with_db!(db, p => sqlx::query_as::<_, ContextDocumentRow>(sqlx::AssertSqlSafe(sql))
+    with_tx!(tx, p => sqlx::query_as::<_, ContextDocumentRow>(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
         .bind(doc.title)
         .bind(doc.document_type)
@@ -132,33 +132,7 @@ impl DocumentSort {
     }
 }
 
-fn push_filters<DB>(qb: &mut QueryBuilder<DB>, filter: &DocumentFilter)
-where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Type<DB>,
-{
-    qb.push(" WHERE 1 = 1");
-    if let Some(types) = &filter.document_types {
-        qb.push(" AND document_type IN (");
-        let mut list = qb.separated(", ");
-        for t in types {
-            list.push_bind(t.clone());
-        }
-        qb.push(")");
-    }
-    if let Some(global) = filter.is_global {
-        qb.push(" AND is_global = ").push_bind(global);
-    }
-}
-
-#[derive(FromRow)]
-struct CountedRow {
-    #[sqlx(flatten)]
-    row: ContextDocumentSummaryRow,
-    total_count: i64,
-}
-
+/// One page of summaries matching `filter`, and the total number of matches.
 pub async fn list(
     db: &Db,
     filter: &DocumentFilter,
@@ -168,21 +142,9 @@ pub async fn list(
     offset: i64,
 ) -> sqlx::Result<(Vec<ContextDocumentSummaryRow>, i64)> {
     let order_by = sort.order_by(order, matches!(db, Db::Postgres(_)));
-    let rows: Vec<CountedRow> = with_db!(db, p => {
-        let mut qb = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS}, COUNT(*) OVER () AS total_count FROM context_documents"));
-        push_filters(&mut qb, filter);
-        qb.push(format_args!(" ORDER BY {order_by} LIMIT ")).push_bind(limit).push(" OFFSET ").push_bind(offset);
-        qb.build_query_as::<CountedRow>().fetch_all(p).await
-    })?;
-    let total = match rows.first() {
-        Some(first) => first.total_count,
-        None => with_db!(db, p => {
-            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM context_documents");
-            push_filters(&mut qb, filter);
-            qb.build_query_scalar::<i64>().fetch_one(p).await
-        })?,
-    };
-    Ok((rows.into_iter().map(|r| r.row).collect(), total))
+    let mut conditions = Filter::new(db);
+    conditions.any_of("document_type", filter.document_types.as_deref().unwrap_or_default()).eq_opt("is_global", filter.is_global);
+    fetch_page(db, &format!("SELECT {SUMMARY_COLUMNS} FROM context_documents"), &conditions, &order_by, limit, offset).await
 }
 
 /// A PATCH: `None` leaves a column unchanged; `Some(None)` clears a nullable one. Supplying
@@ -198,7 +160,7 @@ pub struct DocumentPatch<'a> {
     pub targeting_rules: Option<Option<&'a Value>>,
 }
 
-pub async fn update(db: &Db, uuid: Uuid, patch: &DocumentPatch<'_>) -> sqlx::Result<Option<ContextDocumentRow>> {
+pub async fn update(tx: &mut Tx, uuid: Uuid, patch: &DocumentPatch<'_>) -> sqlx::Result<Option<ContextDocumentRow>> {
     let sql = format!(
         "UPDATE context_documents SET \
            title = COALESCE($2, title), \
@@ -213,7 +175,7 @@ pub async fn update(db: &Db, uuid: Uuid, patch: &DocumentPatch<'_>) -> sqlx::Res
          WHERE uuid = $1 RETURNING {COLUMNS}"
     );
     let rules = patch.targeting_rules.flatten().map(|r| Json(r.clone()));
-    with_db!(db, p => sqlx::query_as::<_, ContextDocumentRow>(sqlx::AssertSqlSafe(sql))
+    with_tx!(tx, p => sqlx::query_as::<_, ContextDocumentRow>(sqlx::AssertSqlSafe(sql))
         .bind(uuid)
         .bind(patch.title)
         .bind(patch.document_type)
@@ -230,9 +192,7 @@ pub async fn update(db: &Db, uuid: Uuid, patch: &DocumentPatch<'_>) -> sqlx::Res
         .await)
 }
 
-/// Hard delete; nothing references the table. Returns whether a row went.
-pub async fn delete(db: &Db, uuid: Uuid) -> sqlx::Result<bool> {
-    let deleted = with_db!(db, p => sqlx::query("DELETE FROM context_documents WHERE uuid = $1")
-        .bind(uuid).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(deleted > 0)
+/// Hard delete; nothing references the table. Returns the deleted document's title.
+pub async fn delete(tx: &mut Tx, uuid: Uuid) -> sqlx::Result<Option<String>> {
+    with_tx!(tx, c => sqlx::query_scalar("DELETE FROM context_documents WHERE uuid = $1 RETURNING title").bind(uuid).fetch_optional(c).await)
 }

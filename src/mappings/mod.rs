@@ -7,6 +7,7 @@
 //! the API applies to the next alert without a restart.
 
 pub mod http;
+pub mod service;
 pub mod store;
 
 pub use store::{active_mappings, all_active_mappings, seed_system_mappings};

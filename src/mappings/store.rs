@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::db::{Db, Tx, now};
+use crate::db::{Db, Filter, Tx, fetch_page, now};
 use crate::ingest::{FieldMapping, SYSTEM_MAPPINGS, Target};
 use crate::{with_db, with_tx};
 
@@ -35,48 +35,15 @@ pub struct MappingFilter {
     pub extraction_target: Option<String>,
 }
 
-/// Each filter is a typed parameter that disables itself when NULL, so the statement text is a
-/// constant (no SQL built from input).
-const FILTER: &str = "($1 IS NULL OR source_name = $1) AND ($2 IS NULL OR is_system = $2) \
-                      AND ($3 IS NULL OR is_active = $3) AND ($4 IS NULL OR extraction_target = $4)";
-
-#[derive(FromRow)]
-struct CountedRow {
-    #[sqlx(flatten)]
-    row: MappingRow,
-    total_count: i64,
-}
-
 /// One page in creation order (oldest first), plus the total count of matching rows.
 pub async fn list(db: &Db, filter: &MappingFilter, limit: i64, offset: i64) -> sqlx::Result<(Vec<MappingRow>, i64)> {
-    let sql = format!(
-        "SELECT {COLUMNS}, COUNT(*) OVER () AS total_count FROM indicator_field_mappings WHERE {FILTER} \
-         ORDER BY created_at ASC, id ASC LIMIT $5 OFFSET $6"
-    );
-    let rows = with_db!(db, p => sqlx::query_as::<_, CountedRow>(sqlx::AssertSqlSafe(sql))
-        .bind(filter.source_name.as_deref())
-        .bind(filter.is_system)
-        .bind(filter.is_active)
-        .bind(filter.extraction_target.as_deref())
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(p)
-        .await)?;
-    let total = match rows.first() {
-        Some(first) => first.total_count,
-        None => {
-            // A page past the end carries no row to read the total from.
-            let sql = format!("SELECT COUNT(*) FROM indicator_field_mappings WHERE {FILTER}");
-            with_db!(db, p => sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
-                .bind(filter.source_name.as_deref())
-                .bind(filter.is_system)
-                .bind(filter.is_active)
-                .bind(filter.extraction_target.as_deref())
-                .fetch_one(p)
-                .await)?
-        }
-    };
-    Ok((rows.into_iter().map(|r| r.row).collect(), total))
+    let mut conditions = Filter::new(db);
+    conditions
+        .eq_opt("source_name", filter.source_name.clone())
+        .eq_opt("is_system", filter.is_system)
+        .eq_opt("is_active", filter.is_active)
+        .eq_opt("extraction_target", filter.extraction_target.clone());
+    fetch_page(db, &format!("SELECT {COLUMNS} FROM indicator_field_mappings"), &conditions, "created_at ASC, id ASC", limit, offset).await
 }
 
 pub async fn find_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<MappingRow>> {
@@ -94,13 +61,13 @@ pub struct NewMapping<'a> {
 }
 
 /// Inserts an operator mapping (`is_system = false`: only the seed writes system rows).
-pub async fn insert(db: &Db, mapping: &NewMapping<'_>) -> sqlx::Result<MappingRow> {
+pub async fn insert(tx: &mut Tx, mapping: &NewMapping<'_>) -> sqlx::Result<MappingRow> {
     let sql = format!(
         "INSERT INTO indicator_field_mappings (uuid, source_name, field_path, indicator_type, extraction_target, \
          is_system, is_active, description, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $8, $8) RETURNING {COLUMNS}"
     );
-    with_db!(db, p => sqlx::query_as::<_, MappingRow>(sqlx::AssertSqlSafe(sql))
+    with_tx!(tx, p => sqlx::query_as::<_, MappingRow>(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
         .bind(mapping.source_name)
         .bind(mapping.field_path)
@@ -122,7 +89,7 @@ pub struct MappingPatch<'a> {
     pub description: Option<&'a str>,
 }
 
-pub async fn update(db: &Db, uuid: Uuid, patch: &MappingPatch<'_>) -> sqlx::Result<Option<MappingRow>> {
+pub async fn update(tx: &mut Tx, uuid: Uuid, patch: &MappingPatch<'_>) -> sqlx::Result<Option<MappingRow>> {
     let sql = format!(
         "UPDATE indicator_field_mappings SET \
            field_path = COALESCE($2, field_path), \
@@ -132,7 +99,7 @@ pub async fn update(db: &Db, uuid: Uuid, patch: &MappingPatch<'_>) -> sqlx::Resu
            updated_at = $6 \
          WHERE uuid = $1 RETURNING {COLUMNS}"
     );
-    with_db!(db, p => sqlx::query_as::<_, MappingRow>(sqlx::AssertSqlSafe(sql))
+    with_tx!(tx, p => sqlx::query_as::<_, MappingRow>(sqlx::AssertSqlSafe(sql))
         .bind(uuid)
         .bind(patch.field_path)
         .bind(patch.indicator_type)
@@ -144,9 +111,9 @@ pub async fn update(db: &Db, uuid: Uuid, patch: &MappingPatch<'_>) -> sqlx::Resu
 }
 
 /// Outcome of a delete request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Deleted {
-    Yes,
+    Row(MappingRow),
     NotFound,
     /// System mappings are never deleted (deactivate them instead).
     SystemRow,
@@ -154,19 +121,15 @@ pub enum Deleted {
 
 /// Deletes an operator mapping. The `is_system` guard is in the statement itself, so no
 /// interleaving can delete a system row.
-pub async fn delete(db: &Db, uuid: Uuid) -> sqlx::Result<Deleted> {
-    let removed = with_db!(db, p => sqlx::query("DELETE FROM indicator_field_mappings WHERE uuid = $1 AND is_system = FALSE")
-        .bind(uuid)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
-    if removed > 0 {
-        return Ok(Deleted::Yes);
+pub async fn delete(tx: &mut Tx, uuid: Uuid) -> sqlx::Result<Deleted> {
+    let sql = format!("DELETE FROM indicator_field_mappings WHERE uuid = $1 AND is_system = FALSE RETURNING {COLUMNS}");
+    let removed = with_tx!(tx, c => sqlx::query_as::<_, MappingRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(c).await)?;
+    if let Some(row) = removed {
+        return Ok(Deleted::Row(row));
     }
-    Ok(match find_by_uuid(db, uuid).await? {
-        Some(row) if row.is_system => Deleted::SystemRow,
-        _ => Deleted::NotFound,
-    })
+    let system: Option<bool> =
+        with_tx!(tx, c => sqlx::query_scalar("SELECT is_system FROM indicator_field_mappings WHERE uuid = $1").bind(uuid).fetch_optional(c).await)?;
+    Ok(if system == Some(true) { Deleted::SystemRow } else { Deleted::NotFound })
 }
 
 #[derive(FromRow)]

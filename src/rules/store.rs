@@ -2,10 +2,10 @@
 //! aggregation over a rule's alerts for its metrics).
 
 use chrono::{DateTime, Utc};
-use sqlx::{Database, Encode, FromRow, QueryBuilder, Type};
+use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::db::{Db, Json, Tx, now};
+use crate::db::{Db, Filter, Json, Tx, fetch_page, now};
 use crate::http::query::SortOrder;
 use crate::{with_db, with_tx};
 
@@ -111,14 +111,14 @@ pub struct NewRule<'a> {
     pub documentation: Option<&'a str>,
 }
 
-pub async fn insert(db: &Db, rule: &NewRule<'_>) -> sqlx::Result<DetectionRuleRow> {
+pub async fn insert(tx: &mut Tx, rule: &NewRule<'_>) -> sqlx::Result<DetectionRuleRow> {
     let sql = format!(
         "INSERT INTO detection_rules (uuid, name, source_rule_id, source_name, severity, is_active, \
          mitre_tactics, mitre_techniques, mitre_subtechniques, data_sources, run_frequency, created_by, \
          documentation, is_system, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, FALSE, $14, $14) RETURNING {COLUMNS}"
     );
-    with_db!(db, p => sqlx::query_as::<_, DetectionRuleRow>(sqlx::AssertSqlSafe(sql))
+    with_tx!(tx, p => sqlx::query_as::<_, DetectionRuleRow>(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
         .bind(rule.name)
         .bind(rule.source_rule_id)
@@ -200,35 +200,6 @@ impl RuleSort {
     }
 }
 
-fn push_filters<DB>(qb: &mut QueryBuilder<DB>, filter: &RuleFilter)
-where
-    DB: Database,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Type<DB>,
-{
-    qb.push(" WHERE 1 = 1");
-    for (column, values) in [("source_name", &filter.source_names), ("severity", &filter.severities)] {
-        if let Some(values) = values {
-            qb.push(format_args!(" AND {column} IN ("));
-            let mut list = qb.separated(", ");
-            for value in values {
-                list.push_bind(value.clone());
-            }
-            qb.push(")");
-        }
-    }
-    if let Some(active) = filter.is_active {
-        qb.push(" AND is_active = ").push_bind(active);
-    }
-}
-
-#[derive(FromRow)]
-struct CountedRow {
-    #[sqlx(flatten)]
-    row: DetectionRuleRow,
-    total_count: i64,
-}
-
 /// One page of rules matching `filter`, and the total number of matches.
 pub async fn list(
     db: &Db,
@@ -239,21 +210,12 @@ pub async fn list(
     offset: i64,
 ) -> sqlx::Result<(Vec<DetectionRuleRow>, i64)> {
     let order_by = sort.order_by(order, matches!(db, Db::Postgres(_)));
-    let rows: Vec<CountedRow> = with_db!(db, p => {
-        let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS}, COUNT(*) OVER () AS total_count FROM detection_rules"));
-        push_filters(&mut qb, filter);
-        qb.push(format_args!(" ORDER BY {order_by} LIMIT ")).push_bind(limit).push(" OFFSET ").push_bind(offset);
-        qb.build_query_as::<CountedRow>().fetch_all(p).await
-    })?;
-    let total = match rows.first() {
-        Some(first) => first.total_count,
-        None => with_db!(db, p => {
-            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM detection_rules");
-            push_filters(&mut qb, filter);
-            qb.build_query_scalar::<i64>().fetch_one(p).await
-        })?,
-    };
-    Ok((rows.into_iter().map(|r| r.row).collect(), total))
+    let mut conditions = Filter::new(db);
+    conditions
+        .any_of("source_name", filter.source_names.as_deref().unwrap_or_default())
+        .any_of("severity", filter.severities.as_deref().unwrap_or_default())
+        .eq_opt("is_active", filter.is_active);
+    fetch_page(db, &format!("SELECT {COLUMNS} FROM detection_rules"), &conditions, &order_by, limit, offset).await
 }
 
 /// A PATCH: `None` leaves a column unchanged. `severity` and `documentation` are nullable
@@ -270,7 +232,7 @@ pub struct RulePatch<'a> {
     pub documentation: Option<Option<&'a str>>,
 }
 
-pub async fn update(db: &Db, uuid: Uuid, patch: &RulePatch<'_>) -> sqlx::Result<Option<DetectionRuleRow>> {
+pub async fn update(tx: &mut Tx, uuid: Uuid, patch: &RulePatch<'_>) -> sqlx::Result<Option<DetectionRuleRow>> {
     let sql = format!(
         "UPDATE detection_rules SET \
            name = COALESCE($2, name), \
@@ -285,7 +247,7 @@ pub async fn update(db: &Db, uuid: Uuid, patch: &RulePatch<'_>) -> sqlx::Result<
          WHERE uuid = $1 RETURNING {COLUMNS}"
     );
     let list = |v: Option<&[String]>| v.map(|items| Json(items.to_vec()));
-    with_db!(db, p => sqlx::query_as::<_, DetectionRuleRow>(sqlx::AssertSqlSafe(sql))
+    with_tx!(tx, p => sqlx::query_as::<_, DetectionRuleRow>(sqlx::AssertSqlSafe(sql))
         .bind(uuid)
         .bind(patch.name)
         .bind(patch.severity.is_some())
@@ -303,11 +265,9 @@ pub async fn update(db: &Db, uuid: Uuid, patch: &RulePatch<'_>) -> sqlx::Result<
 }
 
 /// Hard delete. The foreign keys detach the rule's alerts and activity events
-/// (`ON DELETE SET NULL`); nothing else references the table. Returns whether a row went.
-pub async fn delete(db: &Db, uuid: Uuid) -> sqlx::Result<bool> {
-    let deleted = with_db!(db, p => sqlx::query("DELETE FROM detection_rules WHERE uuid = $1")
-        .bind(uuid).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(deleted > 0)
+/// (`ON DELETE SET NULL`); nothing else references the table. Returns the deleted rule's name.
+pub async fn delete(tx: &mut Tx, uuid: Uuid) -> sqlx::Result<Option<String>> {
+    with_tx!(tx, c => sqlx::query_scalar("DELETE FROM detection_rules WHERE uuid = $1 RETURNING name").bind(uuid).fetch_optional(c).await)
 }
 
 /// Alerts of one rule in a window, grouped by every dimension the metrics report, with the

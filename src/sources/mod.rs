@@ -3,6 +3,7 @@
 //! secret: sealed with the configured key before it is stored and never returned.
 
 pub mod http;
+pub mod service;
 pub mod store;
 
 /// The sealing helpers live in `crate::crypto`; these names are kept for code written against them.

@@ -6,8 +6,8 @@ use serde_json::Value;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::db::{Db, Json, now};
-use crate::with_db;
+use crate::db::{Db, Filter, Json, Tx, fetch_page, now};
+use crate::{with_db, with_tx};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct SourceRow {
@@ -24,25 +24,10 @@ pub struct SourceRow {
 
 const COLUMNS: &str = "id, uuid, source_name, display_name, is_active, auth_type, documentation, created_at, updated_at";
 
-#[derive(FromRow)]
-struct CountedRow {
-    #[sqlx(flatten)]
-    row: SourceRow,
-    total_count: i64,
-}
-
 /// One page, newest first, plus the total count.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> sqlx::Result<(Vec<SourceRow>, i64)> {
-    let sql = format!(
-        "SELECT {COLUMNS}, COUNT(*) OVER () AS total_count FROM source_integrations \
-         ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
-    );
-    let rows = with_db!(db, p => sqlx::query_as::<_, CountedRow>(sqlx::AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(p).await)?;
-    let total = match rows.first() {
-        Some(first) => first.total_count,
-        None => with_db!(db, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM source_integrations").fetch_one(p).await)?,
-    };
-    Ok((rows.into_iter().map(|r| r.row).collect(), total))
+    let select = format!("SELECT {COLUMNS} FROM source_integrations");
+    fetch_page(db, &select, &Filter::new(db), "created_at DESC, id DESC", limit, offset).await
 }
 
 pub async fn find_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<SourceRow>> {
@@ -60,12 +45,12 @@ pub struct NewSource<'a> {
     pub documentation: Option<&'a str>,
 }
 
-pub async fn insert(db: &Db, source: NewSource<'_>) -> sqlx::Result<SourceRow> {
+pub async fn insert(tx: &mut Tx, source: NewSource<'_>) -> sqlx::Result<SourceRow> {
     let sql = format!(
         "INSERT INTO source_integrations (uuid, source_name, display_name, is_active, auth_type, auth_config, \
          documentation, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {COLUMNS}"
     );
-    with_db!(db, p => sqlx::query_as::<_, SourceRow>(sqlx::AssertSqlSafe(sql))
+    with_tx!(tx, p => sqlx::query_as::<_, SourceRow>(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
         .bind(source.source_name)
         .bind(source.display_name)
@@ -89,7 +74,7 @@ pub struct SourcePatch<'a> {
     pub documentation: Option<&'a str>,
 }
 
-pub async fn update(db: &Db, uuid: Uuid, patch: SourcePatch<'_>) -> sqlx::Result<Option<SourceRow>> {
+pub async fn update(tx: &mut Tx, uuid: Uuid, patch: SourcePatch<'_>) -> sqlx::Result<Option<SourceRow>> {
     let sql = format!(
         "UPDATE source_integrations SET \
            display_name = COALESCE($2, display_name), \
@@ -100,7 +85,7 @@ pub async fn update(db: &Db, uuid: Uuid, patch: SourcePatch<'_>) -> sqlx::Result
            updated_at = $7 \
          WHERE uuid = $1 RETURNING {COLUMNS}"
     );
-    with_db!(db, p => sqlx::query_as::<_, SourceRow>(sqlx::AssertSqlSafe(sql))
+    with_tx!(tx, p => sqlx::query_as::<_, SourceRow>(sqlx::AssertSqlSafe(sql))
         .bind(uuid)
         .bind(patch.display_name)
         .bind(patch.is_active)
@@ -112,12 +97,7 @@ pub async fn update(db: &Db, uuid: Uuid, patch: SourcePatch<'_>) -> sqlx::Result
         .await)
 }
 
-/// Hard delete; `false` when no row had that uuid.
-pub async fn delete(db: &Db, uuid: Uuid) -> sqlx::Result<bool> {
-    let removed = with_db!(db, p => sqlx::query("DELETE FROM source_integrations WHERE uuid = $1")
-        .bind(uuid)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(removed > 0)
+/// Hard delete; the deleted row's `source_name`, `None` when no row had that uuid.
+pub async fn delete(tx: &mut Tx, uuid: Uuid) -> sqlx::Result<Option<String>> {
+    with_tx!(tx, c => sqlx::query_scalar("DELETE FROM source_integrations WHERE uuid = $1 RETURNING source_name").bind(uuid).fetch_optional(c).await)
 }

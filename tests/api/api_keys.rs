@@ -111,3 +111,45 @@ async fn bad_input_is_rejected_with_4xx(backend: Backend) {
     server.stop().await;
 }
 dual!(bad_input_is_rejected_with_4xx);
+
+/// The audit trail of one action: `target_id actor_type details` per row, oldest first.
+pub async fn audit_trail(server: &TestServer, action: &str) -> Vec<String> {
+    let sql = format!(
+        "SELECT COALESCE(target_id, '') || ' ' || actor_type || ' ' || CAST(details AS TEXT) FROM audit_log WHERE action = '{action}' ORDER BY id"
+    );
+    server.db_texts(&sql).await.into_iter().flatten().collect()
+}
+
+/// Every key change writes one audit record (no key material in it); reads and rejected
+/// requests write none.
+async fn key_changes_are_audited(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin_key.clone();
+    let bootstrap = audit_trail(&server, "api_keys.create").await;
+    assert_eq!(bootstrap.len(), 1, "the bootstrap key is audited as a system action: {bootstrap:?}");
+    assert!(bootstrap[0].contains(" system ") && bootstrap[0].contains("bootstrap-admin"), "{bootstrap:?}");
+
+    let created = body(server.post_json("/v1/api-keys", &admin, &json!({"name": "audited", "scopes": ["alerts:read"]})).await).await;
+    let uuid = created["data"]["uuid"].as_str().unwrap().to_owned();
+    let plaintext = created["data"]["key"].as_str().unwrap().to_owned();
+    let trail = audit_trail(&server, "api_keys.create").await;
+    assert_eq!(trail.len(), 2);
+    assert!(trail[1].starts_with(&format!("{uuid} api ")), "{trail:?}");
+    assert!(trail[1].contains("\"alerts:read\"") && trail[1].contains("\"audited\""), "{trail:?}");
+
+    server.patch_json(&format!("/v1/api-keys/{uuid}"), &admin, &json!({"scopes": ["alerts:write"]})).await;
+    let patched = audit_trail(&server, "api_keys.patch").await;
+    assert_eq!(patched.len(), 1);
+    assert!(patched[0].contains("\"alerts:write\"") && !patched[0].contains("is_active"), "only what was sent: {patched:?}");
+
+    let rejected = server.post_json("/v1/api-keys", &admin, &json!({"name": "x", "scopes": ["root"]})).await;
+    assert_eq!(rejected.status(), 422);
+    server.get("/v1/api-keys", &admin).await;
+    server.request(Method::DELETE, &format!("/v1/api-keys/{uuid}"), Some(&admin)).send().await.unwrap();
+    assert_eq!(audit_trail(&server, "api_keys.revoke").await.len(), 1);
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'api_keys.%'").await, 4);
+    let everything = server.db_texts("SELECT CAST(details AS TEXT) FROM audit_log").await;
+    assert!(everything.iter().flatten().all(|d| !d.contains(&plaintext) && !d.contains("argon2")), "no key material");
+    server.stop().await;
+}
+dual!(key_changes_are_audited);

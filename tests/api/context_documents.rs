@@ -296,7 +296,9 @@ async fn scopes_and_bad_input(backend: Backend) {
     .await;
     assert_eq!(json["error"]["details"]["errors"].as_array().unwrap().len(), 4);
 
-    // Body-level failures: malformed JSON is a 422 (Calseta answered 500), multipart is not accepted.
+    // Body-level failures: malformed JSON is a 422 (Calseta answered 500); a multipart form
+    // without its required parts is a 422 naming them (uploads: context_uploads.rs); any other
+    // type is a 415.
     let malformed = server.request(Method::POST, ROUTE, Some(&admin)).header("content-type", "application/json").body("{\"title\"").send().await.unwrap();
     let json = expect_error(malformed, 422, "VALIDATION_ERROR").await;
     assert_eq!(json["error"]["details"]["errors"][0]["type"], "json_invalid");
@@ -307,7 +309,11 @@ async fn scopes_and_bad_input(backend: Backend) {
         .send()
         .await
         .unwrap();
-    expect_error(multipart, 415, "UNSUPPORTED_MEDIA_TYPE").await;
+    let json = expect_error(multipart, 422, "VALIDATION_ERROR").await;
+    let missing: Vec<&Value> = json["error"]["details"]["errors"].as_array().unwrap().iter().map(|e| &e["loc"][1]).collect();
+    assert_eq!(missing, [&json!("document_type"), &json!("file")], "{json}");
+    let text = server.request(Method::POST, ROUTE, Some(&admin)).header("content-type", "text/plain").body("title").send().await.unwrap();
+    expect_error(text, 415, "UNSUPPORTED_MEDIA_TYPE").await;
 
     for (payload, kind) in [
         (json!({"title": ""}), "string_length"),

@@ -8,6 +8,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod context_documents;
+mod context_uploads;
 mod detection_rules;
 mod enrichment;
 mod fake_vendor;

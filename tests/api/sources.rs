@@ -324,3 +324,48 @@ async fn validation_scopes_and_errors(backend: Backend) {
     server.stop().await;
 }
 dual!(validation_scopes_and_errors);
+
+/// Every admin-catalog write (sources, detection rules, indicator mappings, context documents)
+/// leaves one audit record naming its target by UUID, with the caller as actor; the sealed
+/// secret never reaches the trail, and a refused write leaves none.
+async fn catalog_writes_are_audited(backend: Backend) {
+    let server = TestServer::builder(backend).env("ENCRYPTION_KEY", KEY).start().await;
+    let admin = server.admin_key.clone();
+    let secret = "s3cr3t-token-value";
+    let mut targets = Vec::new();
+    for (route, create, patch) in [
+        (BASE, json!({"source_name": "splunk", "display_name": "Splunk", "auth_config": {"token": secret}}), json!({"auth_config": {"token": secret}})),
+        ("/v1/detection-rules", json!({"name": "Rule"}), json!({"severity": "High"})),
+        ("/v1/indicator-mappings", json!({"field_path": "a.b", "indicator_type": "ip", "extraction_target": "raw_payload"}), json!({"is_active": false})),
+        ("/v1/context-documents", json!({"title": "Doc", "document_type": "sop", "content": "x"}), json!({"content": "y"})),
+    ] {
+        let created = body(server.post_json(route, &admin, &create).await).await;
+        let uuid = created["data"]["uuid"].as_str().unwrap_or_else(|| panic!("{route}: {created}")).to_owned();
+        assert_eq!(server.patch_json(&format!("{route}/{uuid}"), &admin, &patch).await.status(), 200, "{route}");
+        let deleted = server.request(Method::DELETE, &format!("{route}/{uuid}"), Some(&admin)).send().await.unwrap();
+        assert_eq!(deleted.status(), 204, "{route}");
+        targets.push(uuid);
+    }
+    for (prefix, uuid) in ["sources", "detection_rules", "indicator_mappings", "context_documents"].iter().zip(&targets) {
+        let sql = format!("SELECT action FROM audit_log WHERE target_id = '{uuid}' AND actor_type = 'api' AND outcome = 'success' ORDER BY id");
+        let actions: Vec<String> = server.db_texts(&sql).await.into_iter().flatten().collect();
+        assert_eq!(actions, [format!("{prefix}.create"), format!("{prefix}.patch"), format!("{prefix}.delete")]);
+    }
+    // (PostgreSQL's jsonb text has spaces after colons; SQLite's has none.)
+    let details: Vec<String> =
+        server.db_texts("SELECT CAST(details AS TEXT) FROM audit_log").await.into_iter().flatten().map(|d| d.replace(' ', "")).collect();
+    assert!(details.iter().all(|d| !d.contains(secret) && !d.contains("_encrypted")), "{details:?}");
+    assert!(details.iter().any(|d| d.contains("\"auth_config_changed\":true")));
+
+    // Refused writes (validation, not found, system rows) leave no record.
+    let before = server.db_count("SELECT COUNT(*) FROM audit_log").await;
+    expect_error(server.post_json(BASE, &admin, &json!({"source_name": "okta", "display_name": "x"})).await, 400, "INVALID_SOURCE").await;
+    expect_error(server.patch_json(&format!("/v1/detection-rules/{}", uuid::Uuid::new_v4()), &admin, &json!({})).await, 404, "NOT_FOUND").await;
+    let listing = body(server.get("/v1/indicator-mappings?is_system=true&page_size=1", &admin).await).await;
+    let system_uuid = listing["data"][0]["uuid"].as_str().expect("the seeded system mappings");
+    let refused = server.request(Method::DELETE, &format!("/v1/indicator-mappings/{system_uuid}"), Some(&admin)).send().await.unwrap();
+    expect_error(refused, 422, "SYSTEM_MAPPING_READONLY").await;
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM audit_log").await, before);
+    server.stop().await;
+}
+dual!(catalog_writes_are_audited);
