@@ -20,6 +20,8 @@ pub mod mappings;
 pub mod pagination;
 pub mod ratelimit;
 pub mod rules;
+pub mod sandbox;
 pub mod sources;
 pub mod state;
 pub mod telemetry;
+pub mod workflows;
