@@ -521,7 +521,8 @@ def _probe(_job):
     attempt("fork", lambda: os._exit(0) if os.fork() == 0 else None)
     attempt("exec", lambda: os.execv("/bin/sh", ["/bin/sh", "-c", "true"]))
     attempt("kill_parent", lambda: os.kill(os.getppid(), 0))
-    findings["environ_empty"] = len(os.environ) == 0
+    # CPython's C-locale coercion (PEP 538) sets LC_CTYPE itself; nothing else may be there.
+    findings["environ_empty"] = set(os.environ) <= {"LC_CTYPE"}
     return {"op": "probed", "findings": findings}
 
 
