@@ -33,6 +33,8 @@ pub(crate) struct Limits {
 
 /// Everything `pre_exec` needs, prepared in the parent.
 pub(crate) struct Layers {
+    /// Installed by the shim itself right after exec (see `no_exec_program_hex`).
+    no_exec: BpfProgram,
     seccomp_deny: BpfProgram,
     seccomp_clone3: BpfProgram,
     landlock_ruleset: OwnedFd,
@@ -76,6 +78,7 @@ impl Layers {
         let landlock_ruleset = build_landlock(interp, abi_version)?;
         let (seccomp_deny, seccomp_clone3) = build_seccomp()?;
         Ok(Layers {
+            no_exec: build_no_exec()?,
             seccomp_deny,
             seccomp_clone3,
             landlock_ruleset,
@@ -84,6 +87,21 @@ impl Layers {
             // SAFETY: getpid has no preconditions.
             parent_pid: unsafe { libc::getpid() },
         })
+    }
+
+    /// The "no more execve" filter, as hex of `struct sock_filter[]` (native endianness), for the
+    /// shim to install with prctl right after start-up. seccomp cannot express "only the first
+    /// execve" and our own exec of the interpreter happens after `pre_exec`; Landlock limits
+    /// exec to the interpreter, and this filter then closes exec completely.
+    pub fn no_exec_program_hex(&self) -> String {
+        let mut bytes = Vec::with_capacity(self.no_exec.len() * 8);
+        for insn in &self.no_exec {
+            bytes.extend_from_slice(&insn.code.to_ne_bytes());
+            bytes.push(insn.jt);
+            bytes.push(insn.jf);
+            bytes.extend_from_slice(&insn.k.to_ne_bytes());
+        }
+        hex::encode(bytes)
     }
 
     /// Applies every layer to the calling (forked, not yet exec'd) process.
@@ -332,6 +350,24 @@ fn build_seccomp() -> Result<(BpfProgram, BpfProgram), String> {
         BpfProgram::try_from(deny_filter).map_err(err)?,
         BpfProgram::try_from(clone3_filter).map_err(err)?,
     ))
+}
+
+/// execve/execveat → EPERM, installed by the shim after the interpreter started.
+fn build_no_exec() -> Result<BpfProgram, String> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH)
+        .map_err(|e| format!("seccomp: unsupported architecture: {e}"))?;
+    let err = |e: seccompiler::BackendError| format!("seccomp filter: {e}");
+    let mut rules = BTreeMap::new();
+    rules.insert(libc::SYS_execve, Vec::new());
+    rules.insert(libc::SYS_execveat, Vec::new());
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(err)?;
+    BpfProgram::try_from(filter).map_err(err)
 }
 
 /// Existing paths among `candidates`, canonicalised (Landlock rules bind inodes).

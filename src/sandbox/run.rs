@@ -348,6 +348,7 @@ pub(super) fn judge_probe(findings: &Map<String, Value>) -> (bool, bool, Vec<Str
         ("read_passwd", "/etc/passwd was readable"),
         ("write_tmp", "a file could be created in /tmp"),
         ("exec", "exec of /bin/sh succeeded"),
+        ("exec_self", "the interpreter could exec itself again"),
         ("kill_parent", "the parent could be signalled"),
     ] {
         if !denied(key) {

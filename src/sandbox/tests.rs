@@ -205,7 +205,7 @@ fn report(label: &str, times: &mut [Duration]) {
     eprintln!("{label}: p50 {:?} p99 {:?} (n={})", pct(0.5), pct(0.99), times.len());
 }
 
-fn child_pids() -> Vec<u32> {
+pub(super) fn child_pids() -> Vec<u32> {
     let me = std::process::id().to_string();
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
