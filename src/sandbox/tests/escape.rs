@@ -187,7 +187,7 @@ async fn escape_processes_signals_and_raw_syscalls() {
              CODE, &["Operation not permitted", "Permission denied"]),
         // (i) signal the parent, any route; and an unrelated process
         case("i_kill_parent",
-             "async def run(ctx):\n    p = OS['getppid']()\n    signal = imp('signal')\n    r = [attempt(lambda: OS['kill'](p, 9)), attempt(lambda: OS['killpg'](OS['getpgid'](p), 9)), attempt(lambda: OS['kill'](-1, 9)), attempt(lambda: signal.pthread_kill(p, 9)), attempt(lambda: OS['pidfd_open'](p))]\n    raise RuntimeError('kill: ' + ' '.join(r))\n",
+             "async def run(ctx):\n    p = OS['getppid']()\n    r = [attempt(lambda: OS['kill'](p, 9)), attempt(lambda: OS['killpg'](OS['getpgid'](p), 9)), attempt(lambda: OS['kill'](-1, 9)), attempt(lambda: OS['pidfd_open'](p))]\n    raise RuntimeError('kill: ' + ' '.join(r))\n",
              CODE, &["kill: denied(1) denied(1) denied(1) denied("]),
     ];
     cases.push(Case {
