@@ -85,6 +85,15 @@ pub(super) async fn execute(
         End::Eof => {
             // Died on its own: the exit status says why.
             let status = child.exit_status(Duration::from_secs(1)).await;
+            // What it printed last (a traceback, "MemoryError") explains the death.
+            let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                while child.stderr.open && child.stderr.total <= settings.output_max_bytes {
+                    if child.stderr.drain().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
             let tail = child.finish().await;
             died(status, &tail, settings, log, started)
         }

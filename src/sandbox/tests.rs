@@ -113,6 +113,7 @@ pub(super) async fn run_code(sandbox: &Sandbox, code: &str) -> RunOutcome {
 async fn status_lists_the_layers_and_names_the_interpreter() {
     let Some(sandbox) = sandbox().await else { return };
     let status = sandbox.status();
+    eprintln!("sandbox status: {status:?}");
     let names: Vec<_> = status.layers.iter().map(|(name, _)| *name).collect();
     for required in ["seccomp", "landlock", "rlimits", "namespaces"] {
         assert!(names.contains(&required), "{names:?}");

@@ -139,7 +139,29 @@ async fn escape_reach_os_then_read_write_and_environment() {
 #[tokio::test]
 async fn escape_network() {
     let Some(sandbox) = sandbox().await else { return };
-    let cases = vec![
+    run_cases(&sandbox, network_cases(), Duration::from_secs(5)).await;
+}
+
+/// Docker's default profile refuses user namespaces: the required layers alone must hold.
+#[tokio::test]
+async fn escape_network_and_signals_without_namespaces() {
+    let settings = SandboxSettings { namespaces: false, pool_size: 1, ..SandboxSettings::default() };
+    let Some(sandbox) = sandbox_with(settings).await else { return };
+    let status = sandbox.status();
+    assert!(status.layers.contains(&("namespaces", false)), "{status:?}");
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("optional namespaces layer not in force: disabled by settings")
+    );
+    let mut cases = network_cases();
+    cases.push(case("i_kill_parent_no_ns",
+        "async def run(ctx):\n    p = OS['getppid']()\n    r = [attempt(lambda: OS['kill'](p, 0)), attempt(lambda: OS['kill'](-1, 9))]\n    raise RuntimeError('kill: ' + ' '.join(r))\n",
+        CODE, &["kill: denied(1) denied(1)"]));
+    run_cases(&sandbox, cases, Duration::from_secs(5)).await;
+}
+
+fn network_cases() -> Vec<Case> {
+    vec![
         // (c) sockets of every kind, toward the canary and the metadata address
         case("c_tcp_canary",
              "async def run(ctx):\n    s = imp('socket')\n    c = s.socket(s.AF_INET, s.SOCK_STREAM)\n    c.connect(('127.0.0.1', TCP))\n",
@@ -162,8 +184,7 @@ async fn escape_network() {
         case("c_resolve_names",
              "async def run(ctx):\n    s = imp('socket')\n    r = []\n    for name in ('localhost', 'metadata.google.internal', 'example.com'):\n        try:\n            s.getaddrinfo(name, 80)\n            r.append('RESOLVED')\n        except OSError as exc:\n            r.append('failed')\n    raise RuntimeError('resolve: ' + ' '.join(r))\n",
              CODE, &["resolve: failed failed failed"]),
-    ];
-    run_cases(&sandbox, cases, Duration::from_secs(5)).await;
+    ]
 }
 
 #[tokio::test]
