@@ -287,14 +287,69 @@ fn build_seccomp() -> Result<(BpfProgram, BpfProgram), String> {
         libc::SYS_pidfd_getfd,
         libc::SYS_process_madvise,
         libc::SYS_kcmp,
+        // Metadata changes Landlock does not cover. The child keeps the server's uid (even in
+        // a user namespace), so it owns root-owned files as far as these checks go.
+        libc::SYS_fchmod,
+        libc::SYS_fchmodat,
+        libc::SYS_fchmodat2,
+        libc::SYS_fchown,
+        libc::SYS_fchownat,
+        libc::SYS_utimensat,
+        libc::SYS_setxattr,
+        libc::SYS_lsetxattr,
+        libc::SYS_fsetxattr,
+        libc::SYS_removexattr,
+        libc::SYS_lremovexattr,
+        libc::SYS_fremovexattr,
+        // What a root child without a user namespace could otherwise do to the host: raise its
+        // own limits, renice or re-pin other processes, set the clock or the hostname, move
+        // other processes' memory, use the new mount API.
+        libc::SYS_setrlimit,
+        libc::SYS_setpriority,
+        libc::SYS_sched_setscheduler,
+        libc::SYS_sched_setparam,
+        libc::SYS_sched_setaffinity,
+        libc::SYS_ioprio_set,
+        libc::SYS_settimeofday,
+        libc::SYS_clock_settime,
+        libc::SYS_clock_adjtime,
+        libc::SYS_adjtimex,
+        libc::SYS_sethostname,
+        libc::SYS_setdomainname,
+        libc::SYS_migrate_pages,
+        libc::SYS_move_pages,
+        libc::SYS_open_tree,
+        libc::SYS_move_mount,
+        libc::SYS_fsopen,
+        libc::SYS_fsmount,
+        libc::SYS_fspick,
+        libc::SYS_mount_setattr,
+        libc::SYS_kexec_file_load,
+        libc::SYS_process_mrelease,
+        libc::SYS_vhangup,
     ] {
         deny.insert(syscall, always());
     }
     #[cfg(target_arch = "x86_64")]
-    {
-        deny.insert(libc::SYS_fork, always());
-        deny.insert(libc::SYS_vfork, always());
+    for syscall in [
+        libc::SYS_fork,
+        libc::SYS_vfork,
+        libc::SYS_chmod,
+        libc::SYS_chown,
+        libc::SYS_lchown,
+        libc::SYS_utime,
+        libc::SYS_utimes,
+        libc::SYS_futimesat,
+        libc::SYS_iopl,
+        libc::SYS_ioperm,
+    ] {
+        deny.insert(syscall, always());
     }
+    // prlimit64 reads limits too (glibc's getrlimit): refuse it only with a new limit.
+    deny.insert(
+        libc::SYS_prlimit64,
+        vec![SeccompRule::new(vec![cond(2, SeccompCmpOp::Ne, 0)?]).map_err(err)?],
+    );
     // clone: only threads.
     deny.insert(
         libc::SYS_clone,

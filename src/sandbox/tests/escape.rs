@@ -25,6 +25,9 @@ def attempt(action):
         return "ALLOWED"
     except OSError as exc:
         return f"denied({exc.errno})"
+    except ValueError as exc:
+        # resource.setrlimit/prlimit report EPERM this way.
+        return "denied(1)" if "not allowed to raise maximum limit" in str(exc) else f"ValueError({exc})"
 "#;
 
 struct Case {
@@ -140,6 +143,30 @@ async fn escape_reach_os_then_read_write_and_environment() {
 async fn escape_network() {
     let Some(sandbox) = sandbox().await else { return };
     run_cases(&sandbox, network_cases(), Duration::from_secs(5)).await;
+}
+
+/// Metadata and host-wide changes Landlock does not cover, with and without namespaces.
+#[tokio::test]
+async fn escape_metadata_limits_and_host_settings() {
+    let victim_dir = tempfile::tempdir().unwrap();
+    let victim = victim_dir.path().join("victim");
+    std::fs::write(&victim, b"data").unwrap();
+    let before = std::fs::metadata(&victim).unwrap();
+    for namespaces in [true, false] {
+        let settings = SandboxSettings { namespaces, pool_size: 1, ..SandboxSettings::default() };
+        let Some(sandbox) = sandbox_with(settings).await else { return };
+        let body = format!("async def run(ctx):\n    v = {victim:?}\n    res = imp('resource')\n    p = OS['getppid']()\n    r = [attempt(lambda: OS['chmod'](v, 0o777)), attempt(lambda: OS['chown'](v, 1, 1)), attempt(lambda: OS['utime'](v, (0, 0))), attempt(lambda: OS['setxattr'](v, 'user.x', b'1')), attempt(lambda: res.setrlimit(res.RLIMIT_AS, (-1, -1))), attempt(lambda: res.prlimit(0, res.RLIMIT_CPU, (-1, -1))), attempt(lambda: OS['setpriority'](OS['PRIO_PROCESS'], p, 19)), attempt(lambda: OS['sched_setaffinity'](p, {{0}})), attempt(lambda: imp('time').clock_settime(imp('time').CLOCK_REALTIME, 0)), attempt(lambda: imp('socket').sethostname('pwned'))]\n    raise RuntimeError('meta: ' + ' '.join(r) + f' {{res.getrlimit(res.RLIMIT_AS)}}')\n", victim = victim.display().to_string());
+        let cases = vec![Case {
+            name: "metadata",
+            body,
+            kinds: CODE,
+            expect: &["meta: denied(1) denied(1) denied(1) denied(1) denied(1) denied(1) denied(1) denied(1) denied(1) denied(1) (268435456, 268435456)"],
+        }];
+        run_cases(&sandbox, cases, Duration::from_secs(5)).await;
+    }
+    let after = std::fs::metadata(&victim).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((before.mode(), before.uid(), before.gid(), before.mtime()), (after.mode(), after.uid(), after.gid(), after.mtime()));
 }
 
 /// Docker's default profile refuses user namespaces: the required layers alone must hold.
