@@ -30,6 +30,15 @@ pub(super) fn unavailable(reason: &str, started: Instant) -> RunOutcome {
     )
 }
 
+pub(super) fn timed_out(timeout: Duration, log_output: String, started: Instant) -> RunOutcome {
+    failure(
+        format!("Workflow execution timed out after {} seconds", seconds(timeout)),
+        ErrorKind::Timeout,
+        log_output,
+        started,
+    )
+}
+
 fn failure(message: String, kind: ErrorKind, log_output: String, started: Instant) -> RunOutcome {
     RunOutcome {
         success: false,
@@ -53,6 +62,7 @@ pub(super) async fn execute(
     req: RunRequest,
     host: Arc<dyn HostApi>,
     started: Instant,
+    deadline: tokio::time::Instant,
 ) -> RunOutcome {
     let job = json!({
         "op": "run",
@@ -67,17 +77,12 @@ pub(super) async fn execute(
     });
     let mut log = String::new();
     let conversation = converse(child, settings, &req, host.as_ref(), &job, &mut log);
-    let end = tokio::time::timeout(req.timeout, conversation).await;
+    let end = tokio::time::timeout_at(deadline, conversation).await;
     let end = match end {
         Ok(end) => end,
         Err(_) => {
             child.finish().await;
-            return failure(
-                format!("Workflow execution timed out after {} seconds", seconds(req.timeout)),
-                ErrorKind::Timeout,
-                log,
-                started,
-            );
+            return timed_out(req.timeout, log, started);
         }
     };
     let outcome = match end {
