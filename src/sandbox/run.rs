@@ -372,7 +372,69 @@ pub(super) fn judge_probe(findings: &Map<String, Value>) -> (bool, bool, Vec<Str
     if findings.get("environ_empty") != Some(&Value::Bool(true)) {
         problems.push("the environment was not empty".into());
     }
-    let seccomp = denied("socket_inet") && denied("fork");
-    let landlock = denied("read_passwd") && denied("write_tmp") && denied("exec");
+    let seccomp = denied("socket_inet") && denied("fork") && denied("exec_self");
+    let landlock = denied("read_passwd") && denied("write_tmp");
     (seccomp, landlock, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn findings(overrides: &[(&str, Value)]) -> Map<String, Value> {
+        let mut map = Map::new();
+        for key in ["socket_inet", "fork", "read_passwd", "write_tmp", "exec", "exec_self", "kill_parent"] {
+            map.insert(key.into(), json!("denied:1"));
+        }
+        map.insert("environ_empty".into(), json!(true));
+        for (key, value) in overrides {
+            map.insert(key.to_string(), value.clone());
+        }
+        map
+    }
+
+    #[test]
+    fn a_probe_with_everything_denied_passes() {
+        assert_eq!(judge_probe(&findings(&[])), (true, true, Vec::new()));
+    }
+
+    #[test]
+    fn any_allowed_action_fails_the_probe_and_is_named() {
+        let (seccomp, landlock, problems) = judge_probe(&findings(&[("socket_inet", json!("allowed"))]));
+        assert!(!seccomp && landlock);
+        assert_eq!(problems, vec!["an AF_INET socket could be created"]);
+        let (seccomp, landlock, problems) = judge_probe(&findings(&[("read_passwd", json!("allowed"))]));
+        assert!(seccomp && !landlock);
+        assert_eq!(problems, vec!["/etc/passwd was readable"]);
+        let (_, _, problems) = judge_probe(&findings(&[("environ_empty", json!(false))]));
+        assert_eq!(problems, vec!["the environment was not empty"]);
+        let (_, _, problems) = judge_probe(&findings(&[("kill_parent", Value::Null)]));
+        assert_eq!(problems, vec!["the parent could be signalled"]);
+    }
+
+    #[test]
+    fn timeout_messages_print_whole_seconds_as_integers() {
+        assert_eq!(seconds(Duration::from_secs(60)), "60");
+        assert_eq!(seconds(Duration::from_millis(2500)), "2.5");
+    }
+
+    #[test]
+    fn http_requests_from_the_child_are_validated() {
+        let ok = json!({"op": "http", "method": "GET", "url": "https://x.test/", "headers": [["a", "b"]],
+                        "body": "aGk=", "timeout": 100.0});
+        let call = parse_http(ok.as_object().unwrap(), Duration::from_secs(5)).unwrap();
+        assert_eq!(call.body.as_deref(), Some(&b"hi"[..]));
+        assert_eq!(call.timeout, Duration::from_secs(5), "never longer than the run");
+        for bad in [
+            json!({"method": "GET"}),
+            json!({"method": "GET", "url": "u", "headers": [["a"]]}),
+            json!({"method": "GET", "url": "u", "headers": [["a", 1]]}),
+            json!({"method": "GET", "url": "u", "body": "***"}),
+            json!({"method": "GET", "url": "u", "body": 5}),
+        ] {
+            assert!(parse_http(bad.as_object().unwrap(), Duration::from_secs(5)).is_err(), "{bad}");
+        }
+        let negative = json!({"method": "GET", "url": "u", "timeout": -1});
+        assert_eq!(parse_http(negative.as_object().unwrap(), Duration::from_secs(5)).unwrap().timeout, Duration::from_secs(5));
+    }
 }
