@@ -18,6 +18,9 @@ enum End {
     Eof,
     LogFlood,
     OutputFlood,
+    /// One protocol line over `max_message_bytes`: raw output without newlines, or an
+    /// oversized result or request.
+    MessageTooLarge,
     Protocol(String),
 }
 
@@ -115,6 +118,16 @@ pub(super) async fn execute(
                 settings.log_max_bytes
             ),
             ErrorKind::LogFlood,
+            log,
+            started,
+        ),
+        End::MessageTooLarge => failure(
+            format!(
+                "Workflow output exceeded the {}-byte message limit (result, request or raw \
+                 output too large)",
+                settings.max_message_bytes
+            ),
+            ErrorKind::OutputFlood,
             log,
             started,
         ),
@@ -246,7 +259,7 @@ async fn converse(
         let msg = match msg {
             Ok(Some(msg)) => msg,
             Ok(None) | Err(ReadError::Io(_)) => return End::Eof,
-            Err(ReadError::TooLong) => return End::OutputFlood,
+            Err(ReadError::TooLong) => return End::MessageTooLarge,
             Err(e @ ReadError::Malformed(_)) => return End::Protocol(e.to_string()),
         };
         let op = msg.get("op").and_then(Value::as_str).unwrap_or_default();

@@ -380,3 +380,28 @@ async fn timed_out_comes_from_the_real_timeout_and_the_log_survives_the_kill() {
     );
     assert!(outcome.duration_ms >= 1500);
 }
+
+#[tokio::test]
+async fn an_oversized_result_fails_classified() {
+    let Some(sandbox) = sandbox_with(SandboxSettings {
+        pool_size: 1,
+        max_message_bytes: 64 * 1024,
+        ..SandboxSettings::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let code = "from app.workflows.context import WorkflowResult\n\
+                async def run(ctx):\n    return WorkflowResult.ok('big', data={'x': 'y' * 100000})\n";
+    let outcome = run_code(&sandbox, code).await;
+    assert!(!outcome.success);
+    assert_eq!(outcome.error_kind, Some(ErrorKind::OutputFlood));
+    assert!(
+        outcome
+            .message
+            .starts_with("Workflow output exceeded the 65536-byte message limit"),
+        "{}",
+        outcome.message
+    );
+}

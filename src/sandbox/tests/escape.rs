@@ -471,7 +471,7 @@ async fn escape_resource_exhaustion() {
             "g_raw_stdout_flood",
             "async def run(ctx):\n    OS['write'](1, b'x' * (8 * 1024 * 1024))\n",
             &[ErrorKind::OutputFlood],
-            &["Workflow output exceeded"],
+            &["Workflow output exceeded the 1048576-byte message limit"],
         ),
         case(
             "g_raw_stderr_flood",
