@@ -285,11 +285,9 @@ async fn converse(
                 let Some(name) = msg.get("name").and_then(Value::as_str) else {
                     return End::Protocol("secret request without a name".into());
                 };
-                Ok(host
-                    .secret(name.to_string())
+                guarded(host.secret(name.to_string()))
                     .await
-                    .map(Value::String)
-                    .unwrap_or(Value::Null))
+                    .map(|secret| secret.map(Value::String).unwrap_or(Value::Null))
             }
             "integration" => {
                 let (Some(name), Some(method)) = (
@@ -299,8 +297,9 @@ async fn converse(
                     return End::Protocol("integration request without name/method".into());
                 };
                 let args = msg.get("args").cloned().unwrap_or(Value::Null);
-                host.integration(name.to_string(), method.to_string(), args)
+                guarded(host.integration(name.to_string(), method.to_string(), args))
                     .await
+                    .and_then(|reply| reply)
             }
             other => return End::Protocol(format!("unknown request '{other}'")),
         };
@@ -313,6 +312,15 @@ async fn converse(
             return End::Eof;
         }
     }
+}
+
+/// A panicking host call becomes an error for the workflow: a run never panics the caller.
+async fn guarded<T>(call: impl std::future::Future<Output = T>) -> Result<T, String> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(call)
+        .catch_unwind()
+        .await
+        .map_err(|_| "internal error in the workflow host".to_string())
 }
 
 fn parse_http(msg: &Map<String, Value>, run_timeout: Duration) -> Result<HttpCall, String> {
@@ -359,7 +367,7 @@ async fn http(call: HttpCall, req: &RunRequest, host: &dyn HostApi) -> Result<Va
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string().into_bytes(),
         },
-        None => host.http(call).await?,
+        None => guarded(host.http(call)).await??,
     };
     Ok(json!({
         "status": reply.status,

@@ -405,3 +405,63 @@ async fn an_oversized_result_fails_classified() {
         outcome.message
     );
 }
+
+/// A host whose every call panics: the run still ends with an outcome.
+struct PanickingHost;
+
+impl HostApi for PanickingHost {
+    fn http(&self, _call: HttpCall) -> futures::future::BoxFuture<'_, Result<HttpReply, String>> {
+        Box::pin(async { panic!("host bug") })
+    }
+    fn secret(&self, _name: String) -> futures::future::BoxFuture<'_, Option<String>> {
+        Box::pin(async { panic!("host bug") })
+    }
+    fn integration_available(&self, _name: &str) -> bool {
+        true
+    }
+    fn integration(
+        &self,
+        _name: String,
+        _method: String,
+        _args: Value,
+    ) -> futures::future::BoxFuture<'_, Result<Value, String>> {
+        Box::pin(async { panic!("host bug") })
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_host_is_an_exception_in_the_workflow() {
+    let Some(sandbox) = sandbox().await else {
+        return;
+    };
+    let code = r#"
+from app.workflows.context import WorkflowResult
+async def run(ctx):
+    errors = []
+    for call in (lambda: ctx.http.get("https://x.test/"), lambda: ctx.integrations.okta.revoke_sessions("a")):
+        try:
+            await call()
+        except Exception as exc:
+            errors.append(str(exc))
+    try:
+        ctx.secrets.get("X")
+    except Exception as exc:
+        errors.append(str(exc))
+    return WorkflowResult.ok("survived", data={"errors": errors})
+"#;
+    let outcome = sandbox
+        .run(
+            request(code, Duration::from_secs(10)),
+            Arc::new(PanickingHost),
+        )
+        .await;
+    assert!(outcome.success, "{outcome:?}");
+    assert_eq!(
+        outcome.data["errors"],
+        json!([
+            "internal error in the workflow host",
+            "internal error in the workflow host"
+        ]),
+        "a failed secret lookup is None, as an unknown secret"
+    );
+}
