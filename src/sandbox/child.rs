@@ -23,7 +23,7 @@ type SpawnJob = Box<dyn FnOnce() + Send>;
 
 /// The thread every child is forked from.
 pub(crate) struct Spawner {
-    jobs: std::sync::Mutex<std_mpsc::Sender<SpawnJob>>,
+    jobs: std_mpsc::Sender<SpawnJob>,
 }
 
 impl Spawner {
@@ -39,9 +39,7 @@ impl Spawner {
                     job();
                 }
             })?;
-        Ok(Spawner {
-            jobs: std::sync::Mutex::new(tx),
-        })
+        Ok(Spawner { jobs: tx })
     }
 
     async fn spawn(&self, mut cmd: Command) -> io::Result<tokio::process::Child> {
@@ -50,8 +48,6 @@ impl Spawner {
             let _ = tx.send(cmd.spawn());
         });
         self.jobs
-            .lock()
-            .map_err(|_| io::Error::other("sandbox spawner poisoned"))?
             .send(job)
             .map_err(|_| io::Error::other("sandbox spawner stopped"))?;
         rx.await
