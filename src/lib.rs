@@ -23,6 +23,8 @@ pub mod pagination;
 pub mod ratelimit;
 pub mod rules;
 pub mod service;
+pub mod sandbox;
 pub mod sources;
 pub mod state;
 pub mod telemetry;
+pub mod workflows;
