@@ -72,6 +72,27 @@ pub async fn security_headers(State(state): State<AppState>, request: Request, n
     response
 }
 
+/// Refuses a request whose path or query string percent-decodes to a NUL character, before any
+/// route sees it: PostgreSQL cannot store NUL in text, so a `%00` reaching a filter or an insert
+/// would surface as a driver error (500). Routes reading the raw query are covered too; the
+/// `ValidPath` / `ValidQuery` extractors repeat the check for code paths outside this stack.
+/// A literal NUL byte cannot reach here: hyper refuses it in the request line.
+pub async fn reject_unstorable_target(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    if has_encoded_nul(uri.path()) {
+        return Error::bad_request("INVALID_PATH", "The request path contains a NUL character (%00).").into_response();
+    }
+    if uri.query().is_some_and(has_encoded_nul) {
+        return Error::bad_request("INVALID_QUERY", "The query string contains a NUL character (%00).").into_response();
+    }
+    next.run(request).await
+}
+
+/// `%00` is the only spelling of an encoded NUL; `%2500` decodes to the text `%00`, which is harmless.
+fn has_encoded_nul(text: &str) -> bool {
+    text.as_bytes().windows(3).any(|w| w == b"%00")
+}
+
 /// The body limit that applies to a request, kept in its extensions so the body reader can name
 /// it in a 413.
 #[derive(Debug, Clone, Copy)]

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(middleware::not_found)
         .layer(from_fn_with_state(state.clone(), middleware::authenticate_and_limit))
         .layer(from_fn_with_state(state.clone(), middleware::body_limit))
+        .layer(from_fn(middleware::reject_unstorable_target))
         .layer(from_fn(middleware::method_not_allowed_envelope));
     if let Some(cors) = cors_layer(&state) {
         app = app.layer(cors);
