@@ -659,7 +659,9 @@ pub async fn test_provider(
         duration_ms: run.duration.as_millis() as u64,
         steps: run.steps,
     };
-    Ok(Data::new(response).into_response())
+    // The last word on the debug output: no credential value survives anywhere in it.
+    let rendered = serde_json::to_value(&response).map_err(|e| Error::Internal(e.into()))?;
+    Ok(Data::new(super::redact::scrub(rendered, &run.secrets)).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
