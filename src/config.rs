@@ -81,6 +81,9 @@ pub struct Settings {
     /// Sources allowed to run without a webhook secret in production (comma-separated), an
     /// explicit waiver of the "signed or refused" rule.
     pub ingest_unsigned_sources_allowed: String,
+    /// Signed sources (comma-separated) whose alerts `POST /v1/alerts` may accept in production
+    /// without the webhook signature, an explicit waiver (by default production refuses them).
+    pub ingest_api_signed_sources_allowed: String,
     /// Worker tasks per process.
     pub queue_concurrency: usize,
     /// Attempts of `enrich_alert` before it is marked failed.
@@ -165,7 +168,7 @@ impl Default for Settings {
             security_header_hsts_enabled: true,
             trusted_proxy_count: 0,
             max_request_body_size_mb: 10,
-            max_ingest_payload_size_mb: 5,
+            max_ingest_payload_size_mb: 2,
             max_json_depth: 64,
             docs_enabled: None,
             docs_allow_in_production: false,
@@ -183,6 +186,7 @@ impl Default for Settings {
             bootstrap_admin_key: true,
             alert_dedup_window_hours: 24,
             ingest_unsigned_sources_allowed: String::new(),
+            ingest_api_signed_sources_allowed: String::new(),
             queue_concurrency: 10,
             queue_max_retries: 3,
             queue_retry_backoff_seconds: 60,
@@ -446,6 +450,11 @@ impl Settings {
     /// Sources explicitly allowed to ingest unsigned in production.
     pub fn unsigned_sources_allowed(&self) -> Vec<String> {
         self.ingest_unsigned_sources_allowed.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    }
+
+    /// Signed sources production lets `POST /v1/alerts` accept without their signature.
+    pub fn api_signed_sources_allowed(&self) -> Vec<String> {
+        self.ingest_api_signed_sources_allowed.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
     }
 
     /// The database URL, defaulting to the embedded SQLite file.

@@ -226,9 +226,9 @@ pub fn json_text_error_to_http(e: JsonTextError) -> Error {
     }
 }
 
-fn is_json_content_type(request: &Request) -> bool {
-    request
-        .headers()
+/// `application/json` or any `application/*+json`, parameters (charset) ignored.
+pub fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -239,6 +239,10 @@ fn is_json_content_type(request: &Request) -> bool {
         .unwrap_or(false)
 }
 
+pub fn unsupported_media_type() -> Error {
+    Error::client(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json.")
+}
+
 /// A JSON request body decoded into `T`.
 pub struct JsonBody<T>(pub T);
 
@@ -246,12 +250,8 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if !is_json_content_type(&request) {
-            return Err(Error::client(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UNSUPPORTED_MEDIA_TYPE",
-                "Content-Type must be application/json.",
-            ));
+        if !is_json_content_type(request.headers()) {
+            return Err(unsupported_media_type());
         }
         let bytes = read_body(request).await?;
         if bytes.is_empty() {
@@ -273,6 +273,13 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
 
 /// data-model.md "JSONB size limits", measured on the compact serialization.
 pub const LARGE_JSON_BYTES: usize = 1_048_576;
+/// An alert's payload, on both ingest paths (webhook body, `payload` of `POST /v1/alerts`),
+/// measured on its compact serialization. The request body itself may be larger (whitespace,
+/// the envelope) up to `MAX_INGEST_PAYLOAD_SIZE_MB`.
+pub const ALERT_PAYLOAD_MAX_BYTES: usize = LARGE_JSON_BYTES;
+/// A context document's `content` (UTF-8 bytes): documents are read whole into an agent's
+/// context, so anything larger belongs in several documents.
+pub const DOCUMENT_CONTENT_MAX_BYTES: usize = LARGE_JSON_BYTES;
 pub const MEDIUM_JSON_BYTES: usize = 262_144;
 pub const SMALL_JSON_BYTES: usize = 65_536;
 
