@@ -19,7 +19,11 @@ use crate::state::AppState;
 /// Establishes the request context, records one `request` log event, and echoes `X-Request-Id`.
 pub async fn request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<super::listener::Peer>>()
+        .map(|c| c.0.0)
+        .or_else(|| request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
     let context = RequestContext {
         request_id: request_id_from(request.headers()),
         client_ip: client_ip(request.headers(), peer, state.settings.trusted_proxy_count),
@@ -39,7 +43,16 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     response
 }
 
-const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// Headers every response carries, whatever its route (CSP, caching and HSTS vary, see below).
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("x-xss-protection", "1; mode=block"),
+    ("referrer-policy", "no-referrer"),
+    ("permissions-policy", "geolocation=(), microphone=(), camera=()"),
+];
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000; includeSubDomains";
 const DOCS_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; \
      style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; \
      img-src 'self' data: https://cdn.jsdelivr.net; font-src 'self' https://cdn.jsdelivr.net https://fonts.gstatic.com; \
@@ -51,11 +64,9 @@ pub async fn security_headers(State(state): State<AppState>, request: Request, n
     let is_docs = request.uri().path().starts_with("/docs");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("x-xss-protection", HeaderValue::from_static("1; mode=block"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    headers.insert("permissions-policy", HeaderValue::from_static("geolocation=(), microphone=(), camera=()"));
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(if is_docs { DOCS_CSP } else { API_CSP }),
@@ -64,10 +75,7 @@ pub async fn security_headers(State(state): State<AppState>, request: Request, n
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if state.settings.https_enabled && state.settings.security_header_hsts_enabled {
-        headers.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
-        );
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(STRICT_TRANSPORT_SECURITY));
     }
     response
 }

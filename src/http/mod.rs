@@ -5,10 +5,10 @@ pub mod context;
 pub mod docs;
 pub mod extract;
 pub mod health;
+pub mod listener;
 pub mod middleware;
 pub mod query;
 
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -74,7 +74,9 @@ fn cors_layer(state: &AppState) -> Option<CorsLayer> {
 
 /// Serves until `shutdown` fires, then stops accepting, lets in-flight requests finish and returns.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let hsts = state.settings.https_enabled && state.settings.security_header_hsts_enabled;
+    let listener = listener::EnvelopingListener::new(listener, hsts);
+    let app = router(state).into_make_service_with_connect_info::<listener::Peer>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }
