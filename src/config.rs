@@ -481,16 +481,18 @@ impl Settings {
         if self.max_request_body_size_mb == 0 || self.max_ingest_payload_size_mb == 0 {
             return Err(ConfigError::Invalid("body size limits must be at least 1 MB".into()));
         }
+        if self.is_production() {
+            self.validate_production()?;
+        }
         self.validate_cors_origins()?;
         let egress_allow_list = crate::egress::AllowList::parse(&self.ssrf_allowed_hosts)
             .map_err(|e| ConfigError::Invalid(format!("SSRF_ALLOWED_HOSTS: {e}")))?;
+        if self.is_production() {
+            refuse_public_networks(&egress_allow_list)?;
+        }
         if let Some(url) = &self.redis_url {
             crate::ratelimit::RateLimiter::check_redis_url(url)
                 .map_err(|e| ConfigError::Invalid(format!("REDIS_URL: {e}")))?;
-        }
-        if self.is_production() {
-            self.validate_production()?;
-            refuse_public_networks(&egress_allow_list)?;
         }
         if let Some(key) = &self.encryption_key {
             crate::crypto::parse_key(key).map_err(|reason| {

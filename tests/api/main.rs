@@ -13,6 +13,7 @@ mod fake_vendor;
 mod encryption;
 mod health;
 mod http_surface;
+mod hygiene;
 mod ingest;
 mod indicator_mappings;
 mod indicators;
