@@ -11,10 +11,9 @@
 //! envelope, the security headers and `connection: close`. hyper closes the connection right
 //! after, so the longer body does not desynchronise anything.
 //!
-//! Limit: hyper writes with its "flatten" strategy here (the wrapper is not vectored), so a
-//! response head always starts a write, except when a pipelining client's earlier response and
-//! the automatic one are flushed together; that automatic response is then left as hyper wrote
-//! it.
+//! Limit: a response head starts a write (or its first slice, with vectored writes), except when
+//! a pipelining client's earlier response and the automatic one are flushed together; that
+//! automatic response is then left as hyper wrote it.
 
 use std::io;
 use std::net::SocketAddr;
@@ -116,6 +115,27 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for EnvelopedIo<T> {
             return Poll::Ready(Ok(buf.len()));
         }
         Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    /// hyper writes a response head as the first slice (its "queue" strategy); the automatic
+    /// response is a head alone, so the check looks at the first non-empty slice.
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        ready!(this.drain(cx))?;
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty())
+            && let Some(replacement) = replacement_for(first, this.hsts)
+        {
+            this.pending = replacement;
+            if let Poll::Ready(Err(e)) = this.drain(cx) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
