@@ -741,9 +741,8 @@ mod tests {
             let err = Settings { ssrf_allowed_hosts: bad.into(), ..production() }.validate().unwrap_err().to_string();
             assert!(err.contains("SSRF_ALLOWED_HOSTS"), "{bad}: {err}");
         }
-        for good in ["10.20.0.0/16, vault.corp.example, 127.0.0.1, [fd00::1]:8200, 192.168.1.0/24"] {
-            assert!(Settings { ssrf_allowed_hosts: good.into(), ..production() }.validate().is_ok(), "{good}");
-        }
+        let good = "10.20.0.0/16, vault.corp.example, 127.0.0.1, [fd00::1]:8200, 192.168.1.0/24";
+        assert!(Settings { ssrf_allowed_hosts: good.into(), ..production() }.validate().is_ok(), "{good}");
         // Development keeps its freedom (a lab may allow-list anything).
         assert!(Settings { ssrf_allowed_hosts: "0.0.0.0/0".into(), ..Settings::default() }.validate().is_ok());
     }

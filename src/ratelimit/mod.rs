@@ -334,7 +334,7 @@ struct Inner {
 
 enum Backend {
     Memory(Box<MemoryStore>),
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
 }
 
 impl fmt::Debug for RateLimiter {
@@ -382,7 +382,7 @@ impl RateLimiter {
         Ok(Self {
             inner: Arc::new(Inner {
                 limits,
-                backend: Backend::Redis(store),
+                backend: Backend::Redis(Box::new(store)),
             }),
         })
     }
