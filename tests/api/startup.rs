@@ -220,7 +220,11 @@ async fn configuration_is_checked_before_the_database() {
         if *name == "ENCRYPTION_KEY_PREVIOUS" {
             env.push(("ENCRYPTION_KEY".into(), GOOD_KEY.into()));
         }
-        let (code, _, stderr) = run_cli(&["serve", "--bind", "127.0.0.1:0"], dir.path(), &env).await;
+        // A process that accepted the setting would serve forever: bound the wait.
+        let run = run_cli(&["serve", "--bind", "127.0.0.1:0"], dir.path(), &env);
+        let (code, _, stderr) = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+            .await
+            .unwrap_or_else(|_| panic!("{name}={value} was accepted: the server started"));
         assert_ne!(code, 0, "{name}={value} must refuse to start");
         assert!(stderr.contains(expect), "{name}={value}: {stderr}");
         assert!(!stderr.contains("s3cret-pw"), "no credentials in the message: {stderr}");
