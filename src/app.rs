@@ -11,8 +11,20 @@ use crate::jobs::{PruneFinishedJobs, Registry, RetryPolicy, WorkerConfig};
 use crate::ratelimit::{FailurePolicies, FailurePolicy, Limits, RateLimiter};
 use crate::state::{AppState, Inner};
 
-/// Connects to the configured database and applies pending migrations.
+/// The configuration checks that need more than `Settings::validate` (which already ran at
+/// load: CORS origins, the egress allow-list, the Redis URL, production rules): the keyring and
+/// the egress client. Run before the database is opened, so a bad configuration never migrates
+/// a database or prints a bootstrap key.
+pub fn preflight(settings: &Settings) -> anyhow::Result<()> {
+    Cipher::from_settings(settings)?;
+    crate::egress::Egress::from_settings(settings)
+        .map_err(|e| anyhow::anyhow!("SSRF_ALLOWED_HOSTS / egress settings: {e}"))?;
+    Ok(())
+}
+
+/// Connects to the configured database and applies pending migrations, after [`preflight`].
 pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+    preflight(settings)?;
     let url = settings.database_url();
     let db = Db::connect(&url, settings.database_max_connections).await?;
     db.migrate().await?;

@@ -81,6 +81,9 @@ pub struct Settings {
     /// Sources allowed to run without a webhook secret in production (comma-separated), an
     /// explicit waiver of the "signed or refused" rule.
     pub ingest_unsigned_sources_allowed: String,
+    /// Signed sources (comma-separated) whose alerts `POST /v1/alerts` may accept in production
+    /// without the webhook signature, an explicit waiver (by default production refuses them).
+    pub ingest_api_signed_sources_allowed: String,
     /// Worker tasks per process.
     pub queue_concurrency: usize,
     /// Attempts of `enrich_alert` before it is marked failed.
@@ -168,7 +171,7 @@ impl Default for Settings {
             security_header_hsts_enabled: true,
             trusted_proxy_count: 0,
             max_request_body_size_mb: 10,
-            max_ingest_payload_size_mb: 5,
+            max_ingest_payload_size_mb: 2,
             max_json_depth: 64,
             docs_enabled: None,
             docs_allow_in_production: false,
@@ -186,6 +189,7 @@ impl Default for Settings {
             bootstrap_admin_key: true,
             alert_dedup_window_hours: 24,
             ingest_unsigned_sources_allowed: String::new(),
+            ingest_api_signed_sources_allowed: String::new(),
             queue_concurrency: 10,
             queue_max_retries: 3,
             queue_retry_backoff_seconds: 60,
@@ -452,6 +456,11 @@ impl Settings {
         self.ingest_unsigned_sources_allowed.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
     }
 
+    /// Signed sources production lets `POST /v1/alerts` accept without their signature.
+    pub fn api_signed_sources_allowed(&self) -> Vec<String> {
+        self.ingest_api_signed_sources_allowed.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    }
+
     /// The database URL, defaulting to the embedded SQLite file.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| "sqlite://data/calseta.db".into())
@@ -479,10 +488,50 @@ impl Settings {
         if self.is_production() {
             self.validate_production()?;
         }
+        self.validate_cors_origins()?;
+        let egress_allow_list = crate::egress::AllowList::parse(&self.ssrf_allowed_hosts)
+            .map_err(|e| ConfigError::Invalid(format!("SSRF_ALLOWED_HOSTS: {e}")))?;
+        if self.is_production() {
+            refuse_public_networks(&egress_allow_list)?;
+        }
+        if let Some(url) = &self.redis_url {
+            crate::ratelimit::RateLimiter::check_redis_url(url)
+                .map_err(|e| ConfigError::Invalid(format!("REDIS_URL: {e}")))?;
+        }
         if let Some(key) = &self.encryption_key {
             crate::crypto::parse_key(key).map_err(|reason| {
                 ConfigError::Invalid(format!("ENCRYPTION_KEY is invalid: {reason}"))
             })?;
+        }
+        Ok(())
+    }
+
+    /// Every configured origin must be exactly what a browser sends in `Origin`:
+    /// `scheme://host[:port]` (http or https, lower case, no default port, no path, no trailing
+    /// slash, no credentials). `null` (sandboxed frames, `file:` pages) and `*` are refused:
+    /// CORS responses carry credentials, so an origin must name one site. Allowing every origin
+    /// is the separate `CORS_ALLOW_ALL_ORIGINS` switch, which never carries credentials.
+    fn validate_cors_origins(&self) -> Result<(), ConfigError> {
+        for origin in self.cors_origins() {
+            let refuse = |why: &str| {
+                Err(ConfigError::Invalid(format!(
+                    "CORS_ALLOWED_ORIGINS: '{origin}' is not an origin ({why}); write scheme://host[:port], e.g. https://soc.example.com"
+                )))
+            };
+            if origin == "*" {
+                return refuse("a wildcard; use CORS_ALLOW_ALL_ORIGINS=true to allow every origin without credentials");
+            }
+            let Ok(url) = url::Url::parse(&origin) else { return refuse("not a URL") };
+            if !matches!(url.scheme(), "http" | "https") {
+                return refuse("the scheme must be http or https");
+            }
+            if url.host_str().is_none_or(|h| h.contains('*')) {
+                return refuse("it needs one exact host");
+            }
+            let canonical = url.origin().ascii_serialization();
+            if canonical != origin {
+                return refuse(&format!("browsers send it as '{canonical}'; nothing after the host and port"));
+            }
         }
         Ok(())
     }
@@ -496,6 +545,13 @@ impl Settings {
             None => return refuse("ENCRYPTION_KEY", "must be set (32 random bytes, base64)"),
             Some(key) if crate::crypto::is_weak_key(key) => {
                 return refuse("ENCRYPTION_KEY", "is malformed, a known example, or a low-entropy key");
+            }
+            Some(key) if crate::crypto::parse_key(key).is_ok_and(|bytes| is_printable_text(&bytes)) => {
+                return refuse(
+                    "ENCRYPTION_KEY",
+                    "decodes to printable text (a phrase or password, base64-encoded), not 32 random bytes; \
+                     generate one with `openssl rand -base64 32`",
+                );
             }
             Some(_) => {}
         }
@@ -542,6 +598,40 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// 32 random bytes are all printable ASCII with probability (95/256)^32 ≈ 2·10⁻¹⁴; a key that
+/// is, is text someone typed (a passphrase) and has a fraction of the entropy it claims.
+fn is_printable_text(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| (0x20..0x7f).contains(b))
+}
+
+/// Blocks of addresses that are not globally routable (RFC 6890 and successors): the only
+/// networks `SSRF_ALLOWED_HOSTS` exists to open. Public addresses need no allow-list entry.
+const NON_GLOBAL_BLOCKS: &[&str] = &[
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10",
+    "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+    "::1/128", "fc00::/7", "fe80::/10", "2001:db8::/32",
+];
+
+/// In production an allow-list network must lie inside one non-global block: `0.0.0.0/0`, a
+/// public range or a public address would hand the egress gateway's SSRF protection to
+/// whatever the entry covers (a public entry is never needed: public hosts are reachable anyway).
+fn refuse_public_networks(list: &crate::egress::AllowList) -> Result<(), ConfigError> {
+    let blocks: Vec<ipnet::IpNet> = NON_GLOBAL_BLOCKS.iter().map(|b| b.parse().expect("valid CIDR")).collect();
+    for entry in list.entries() {
+        let crate::egress::AllowTarget::Net(net) = &entry.target else { continue };
+        if !blocks.iter().any(|block| block.contains(net)) {
+            return Err(ConfigError::Production {
+                setting: "SSRF_ALLOWED_HOSTS",
+                reason: format!(
+                    "'{net}' covers globally routable addresses; list only private, loopback or other \
+                     non-global networks (or host names)"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `<NAME>_FILE` → the file's contents (one trailing newline trimmed) as `<name>`. A directly set
@@ -618,6 +708,56 @@ mod tests {
             assert!(Settings::from_figment(Settings::figment()).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn cors_origins_must_be_exact_origins() {
+        let with = |origins: &str| Settings { cors_allowed_origins: origins.into(), ..Settings::default() }.validate();
+        for good in ["https://soc.example.com", "http://localhost:3000, https://a.example:8443", "http://[::1]:8080"] {
+            assert!(with(good).is_ok(), "{good}");
+        }
+        for bad in ["null", "*", "https://soc.example.com/", "https://soc.example.com/app", "https://*.example.com",
+            "soc.example.com", "ftp://soc.example.com", "https://user:pw@soc.example.com", "https://SOC.example.com",
+            "https://soc.example.com:443", "https://a.example.com,null"] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("CORS_ALLOWED_ORIGINS"), "{bad}: {err}");
+        }
+    }
+
+    fn production() -> Settings {
+        Settings {
+            environment: "production".into(),
+            encryption_key: Some("q6Zt1m3sJ0xq4m2w5c8v0b7n9k1j3h5g7f9d2s4a6p8=".into()),
+            https_enabled: true,
+            ingest_unsigned_sources_allowed: "sentinel,elastic,splunk".into(),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn production_refuses_text_keys_and_public_egress_ranges() {
+        use base64::Engine;
+        assert!(production().validate().is_ok());
+        let phrase = base64::engine::general_purpose::STANDARD.encode("correct horse battery staple 123");
+        let err = Settings { encryption_key: Some(phrase), ..production() }.validate().unwrap_err().to_string();
+        assert!(err.contains("ENCRYPTION_KEY") && err.contains("printable text"), "{err}");
+        for bad in ["0.0.0.0/0", "8.8.8.0/24", "10.0.0.0/8, 1.1.1.1", "::/0", "0.0.0.0/1", "100.0.0.0/6"] {
+            let err = Settings { ssrf_allowed_hosts: bad.into(), ..production() }.validate().unwrap_err().to_string();
+            assert!(err.contains("SSRF_ALLOWED_HOSTS"), "{bad}: {err}");
+        }
+        let good = "10.20.0.0/16, vault.corp.example, 127.0.0.1, [fd00::1]:8200, 192.168.1.0/24";
+        assert!(Settings { ssrf_allowed_hosts: good.into(), ..production() }.validate().is_ok(), "{good}");
+        // Development keeps its freedom (a lab may allow-list anything).
+        assert!(Settings { ssrf_allowed_hosts: "0.0.0.0/0".into(), ..Settings::default() }.validate().is_ok());
+    }
+
+    #[test]
+    fn redis_urls_are_checked_at_load_and_tls_is_supported() {
+        let with = |url: &str| Settings { redis_url: Some(url.into()), ..Settings::default() }.validate();
+        assert!(with("redis://127.0.0.1:6379").is_ok());
+        assert!(with("rediss://redis.example.com:6380/0").is_ok());
+        let err = with("http://user:s3cret@example.com").unwrap_err().to_string();
+        assert!(err.contains("REDIS_URL") && !err.contains("s3cret"), "{err}");
     }
 
     #[test]

@@ -193,6 +193,9 @@ fn validate(fields: &Fields) -> Result<()> {
     if fields.content.is_some_and(|c| c.trim().is_empty()) {
         errors.push(FieldError::body("content", "string_too_short", "content must not be blank"));
     }
+    if fields.content.is_some_and(|c| c.len() > crate::http::extract::DOCUMENT_CONTENT_MAX_BYTES) {
+        errors.push(FieldError::body("content", "string_too_long", "content must be at most 1 MB (1,048,576 bytes of UTF-8)"));
+    }
     if let Some(tags) = fields.tags {
         if tags.len() > TAGS_MAX {
             errors.push(FieldError::body("tags", "too_long", format!("tags must have at most {TAGS_MAX} items")));

@@ -96,6 +96,9 @@ pub struct TestRun {
     pub result: EnrichmentResult,
     pub steps: Option<Vec<StepDebug>>,
     pub duration: Duration,
+    /// The credential values the run used: the rendered output is passed through
+    /// [`super::redact::scrub`] with them, so nothing a vendor echoes back reveals one.
+    pub secrets: Vec<String>,
 }
 
 impl Enricher {
@@ -236,17 +239,34 @@ impl Enricher {
         let started = Instant::now();
         if self.0.settings.enrichment_mock_mode && provider.mock_entry(indicator_type).is_some() {
             let result = engine::mock_result(provider, indicator_type);
-            return TestRun { result, steps: None, duration: started.elapsed() };
+            return TestRun { result, steps: None, duration: started.elapsed(), secrets: Vec::new() };
         }
         let credentials = registry::credentials(&provider.row, self.0.cipher.as_ref(), &self.0.settings);
+        let secrets = credential_values(&credentials);
         let deadline = self.deadline(provider);
         match tokio::time::timeout(deadline, engine::run(&self.0.egress, provider, &credentials, indicator_type, value, true)).await {
-            Ok(run) => TestRun { result: run.result, steps: Some(run.steps), duration: started.elapsed() },
+            Ok(run) => TestRun { result: run.result, steps: Some(run.steps), duration: started.elapsed(), secrets },
             Err(_) => TestRun {
                 result: EnrichmentResult::failed(provider.name(), format!("provider timed out after {}s", deadline.as_secs())),
                 steps: Some(Vec::new()),
                 duration: started.elapsed(),
+                secrets,
             },
         }
     }
+}
+
+/// Every string held anywhere in a provider's credentials (nested values included).
+fn credential_values(credentials: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    fn collect(value: &serde_json::Value, into: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) if !s.is_empty() => into.push(s.clone()),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect(v, into)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| collect(v, into)),
+            _ => {}
+        }
+    }
+    let mut values = Vec::new();
+    credentials.values().for_each(|v| collect(v, &mut values));
+    values
 }

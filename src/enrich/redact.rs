@@ -2,20 +2,30 @@
 //!
 //! Fix of the original's quirk: request bodies are masked too ([`mask_value`]) — the original
 //! echoed e.g. Entra's `client_secret` form field in clear. Credentials are also recognised in
-//! their percent-encoded and form-encoded spellings, since URL placeholders after the authority
-//! are always percent-encoded and query strings are form-encoded.
+//! their percent-encoded, form-encoded and JSON-escaped spellings, since URL placeholders after
+//! the authority are always percent-encoded and query strings are form-encoded.
 //!
-//! Credential values shorter than [`MIN_CREDENTIAL_CHARS`] are not searched for: a one-character
-//! "credential" would mask every value containing that character.
+//! Two passes. While a step is recorded, credentials of at least [`MIN_CREDENTIAL_CHARS`]
+//! characters are masked inside values (a one-character credential would otherwise mask every
+//! value containing that character). Then [`scrub`] walks the whole finished debug output —
+//! response bodies, redirect URLs, error texts, headers, object keys — and masks every
+//! occurrence of every credential, however short: a vendor echoing the key back must not hand it
+//! to whoever reads the test output. A mask never shows any character of the secret
+//! (deviation from Calseta's first-4 + last-4, which left 8 of a 10-character key visible).
 
+use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, MatchKind};
 use serde_json::{Map, Value};
 
 use super::template;
 
-/// Shortest credential value searched for inside other values.
+/// Shortest credential value searched for inside other values while a step is recorded.
 pub const MIN_CREDENTIAL_CHARS: usize = 4;
 /// Serialized size (characters) above which a debug body is replaced by a preview.
 pub const MAX_DEBUG_BODY_CHARS: usize = 50_000;
+/// What every masked value or occurrence becomes.
+pub const MASK: &str = "****";
 
 /// Header (and body field) names whose values are always masked, matched case-insensitively
 /// anywhere in the name.
@@ -30,15 +40,61 @@ const SENSITIVE_NAME_PARTS: &[&str] = &[
     "x-api-key",
 ];
 
-/// `****` for values of at most 8 characters, else the first 4 + `****` + the last 4.
-pub fn mask(value: &str) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    if chars.len() <= 8 {
-        return "****".to_owned();
+/// A masked secret: always [`MASK`], whatever its length, so no part of it is ever shown.
+pub fn mask(_value: &str) -> String {
+    MASK.to_owned()
+}
+
+/// Finds every spelling of a set of credentials in one pass, the longest match first (so a
+/// credential containing another is masked whole).
+struct Spellings(Option<AhoCorasick>);
+
+impl Spellings {
+    fn of<'a>(credentials: impl Iterator<Item = &'a String>) -> Self {
+        let mut patterns: Vec<String> = credentials.filter(|c| !c.is_empty()).flat_map(|c| spellings_of(c)).collect();
+        patterns.sort_unstable();
+        patterns.dedup();
+        if patterns.is_empty() {
+            return Spellings(None);
+        }
+        let automaton = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&patterns).ok();
+        Spellings(automaton)
     }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}****{tail}")
+
+    fn found_in(&self, text: &str) -> bool {
+        self.0.as_ref().is_some_and(|a| a.is_match(text))
+    }
+
+    fn replace<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        match &self.0 {
+            Some(automaton) if automaton.is_match(text) => {
+                Cow::Owned(automaton.replace_all(text, &vec![MASK; automaton.patterns_len()]))
+            }
+            _ => Cow::Borrowed(text),
+        }
+    }
+
+    fn value(&self, value: Value) -> Value {
+        match value {
+            Value::String(text) => match self.replace(&text) {
+                Cow::Borrowed(_) => Value::String(text),
+                Cow::Owned(masked) => Value::String(masked),
+            },
+            Value::Array(items) => Value::Array(items.into_iter().map(|item| self.value(item)).collect()),
+            Value::Object(map) => {
+                Value::Object(map.into_iter().map(|(key, item)| (self.replace(&key).into_owned(), self.value(item))).collect())
+            }
+            // A credential of digits echoed as a JSON number is still the credential.
+            Value::Number(n) if self.found_in(&n.to_string()) => Value::String(MASK.to_owned()),
+            other => other,
+        }
+    }
+}
+
+/// The whole debug output with every occurrence of every credential (any length; raw,
+/// percent-encoded, form-encoded or JSON-escaped; in strings, object keys and numbers) masked.
+pub fn scrub(output: Value, credentials: &[String]) -> Value {
+    Spellings::of(credentials.iter()).value(output)
 }
 
 /// Whether a header or field name marks its value as secret.
@@ -70,37 +126,10 @@ pub fn mask_headers(headers: &[(String, String)], credentials: &[String]) -> Map
     masked
 }
 
-/// `text` (a URL, a query value) with every occurrence of a credential — raw, percent-encoded or
-/// form-encoded — replaced by its [`mask`].
+/// `text` (a URL, a query value) with every occurrence of a credential (of at least
+/// [`MIN_CREDENTIAL_CHARS`]) — raw, percent-encoded or form-encoded — replaced by [`MASK`].
 pub fn mask_credentials_in(text: &str, credentials: &[String]) -> String {
-    let mut spellings: Vec<(String, String)> = searchable(credentials)
-        .flat_map(|credential| {
-            let masked = mask(credential);
-            spellings_of(credential)
-                .into_iter()
-                .map(move |spelling| (spelling, masked.clone()))
-        })
-        .collect();
-    if spellings.is_empty() {
-        return text.to_owned();
-    }
-    // Longest first, so a credential containing another is replaced whole.
-    spellings.sort_by_key(|(spelling, _)| std::cmp::Reverse(spelling.len()));
-    // One pass over the text: a mask is never searched again for a shorter credential.
-    let mut result = String::with_capacity(text.len());
-    let mut rest = text;
-    'scan: while let Some(next) = rest.chars().next() {
-        for (spelling, masked) in &spellings {
-            if let Some(after) = rest.strip_prefix(spelling.as_str()) {
-                result.push_str(masked);
-                rest = after;
-                continue 'scan;
-            }
-        }
-        result.push(next);
-        rest = &rest[next.len_utf8()..];
-    }
-    result
+    Spellings::of(searchable(credentials)).replace(text).into_owned()
 }
 
 /// A request body for debug output: strings under a sensitive field name are masked whole, other
@@ -158,25 +187,21 @@ fn searchable(credentials: &[String]) -> impl Iterator<Item = &String> {
 }
 
 fn contains_credential(text: &str, credentials: &[String]) -> bool {
-    searchable(credentials).any(|credential| {
-        spellings_of(credential)
-            .iter()
-            .any(|spelling| text.contains(spelling.as_str()))
-    })
+    Spellings::of(searchable(credentials)).found_in(text)
 }
 
-/// The ways a credential can appear in a request: as is, percent-encoded (URL placeholders) and
-/// form-encoded (query strings and form bodies).
+/// The ways a credential can appear: as is, percent-encoded (URL placeholders), form-encoded
+/// (query strings and form bodies) and JSON-escaped (a truncated body's preview is JSON text).
 fn spellings_of(credential: &str) -> Vec<String> {
-    let mut spellings = vec![credential.to_owned()];
-    for encoded in [
+    let json = serde_json::to_string(credential).unwrap_or_default();
+    let mut spellings = vec![
+        credential.to_owned(),
         template::percent_encode(credential),
         form_urlencoded::byte_serialize(credential.as_bytes()).collect::<String>(),
-    ] {
-        if !spellings.contains(&encoded) {
-            spellings.push(encoded);
-        }
-    }
+        json[1..json.len().saturating_sub(1).max(1)].to_owned(),
+    ];
+    spellings.retain(|s| !s.is_empty());
+    spellings.dedup();
     spellings
 }
 
@@ -197,14 +222,35 @@ mod tests {
     }
 
     #[test]
-    fn masking() {
-        assert_eq!(mask(""), "****");
-        assert_eq!(mask("abc"), "****");
-        assert_eq!(mask("12345678"), "****");
-        assert_eq!(mask("123456789"), "1234****6789");
-        assert_eq!(mask("abcdefghijklmnopwxyz"), "abcd****wxyz");
-        assert_eq!(mask("ünïcødé√√"), "ünïc****dé√√");
-        assert_eq!(mask("ünïcødé√"), "****");
+    fn masking_shows_nothing_of_the_secret() {
+        for secret in ["", "ab", "12345678", "abcdefghij", "abcdefghijkl", "abcdefghijklmnopwxyz", "ünïcødé√√"] {
+            assert_eq!(mask(secret), "****", "{secret}");
+        }
+    }
+
+    #[test]
+    fn scrub_masks_every_occurrence_everywhere() {
+        let credentials = creds(&["k9", "vt-secret-12", "a b/c&d", "4242"]);
+        let output = json!({
+            "error_message": "vendor said: invalid key vt-secret-12",
+            "steps": [{
+                "request_url": "https://v.example/redirect?to=https%3A%2F%2Fx%2F%3Fkey%3Dvt-secret-12",
+                "response_headers": {"location": "https://v.example/?key=vt-secret-12&t=k9"},
+                "response_body": {"echo": {"apikey": "k9", "vt-secret-12": true, "spaced": "a+b%2Fc%26d", "pin": 4242}},
+                "error": "error sending request for url (https://v.example/a%20b%2Fc%26d)",
+                "preview": "{\"q\":\"a b/c&d\"}",
+            }],
+        });
+        let scrubbed = scrub(output, &credentials).to_string();
+        for secret in ["k9", "vt-secret", "secret-12", "a b", "a+b", "c&d", "c%26d", "4242"] {
+            assert!(!scrubbed.contains(secret), "{secret} in {scrubbed}");
+        }
+        assert!(scrubbed.contains(r#""pin":"****""#), "{scrubbed}");
+        assert!(scrubbed.contains("invalid key ****"), "{scrubbed}");
+        // Nothing to mask: the output is unchanged.
+        let plain = json!({"a": ["b", 1, null]});
+        assert_eq!(scrub(plain.clone(), &creds(&["zz"])), plain);
+        assert_eq!(scrub(plain.clone(), &[]), plain);
     }
 
     #[test]
@@ -249,11 +295,11 @@ mod tests {
         assert_eq!(
             Value::Object(masked),
             json!({
-                "Key": "abcd****wxyz",
+                "Key": "****",
                 "Accept": "application/json",
-                "Authorization": "SSWS****mnop",
+                "Authorization": "****",
                 "x-apikey": "****",
-                "X-Custom": "pref****ffix",
+                "X-Custom": "****",
                 // "abc" is too short to be searched for.
                 "X-Other": "abc",
             })
@@ -280,7 +326,7 @@ mod tests {
         let credentials = creds(&["s3cr3t-key/with&chars", "tenant-0001"]);
         assert_eq!(
             mask_credentials_in("https://h.example.net/tenant-0001/token", &credentials),
-            "https://h.example.net/tena****0001/token"
+            "https://h.example.net/****/token"
         );
         // Percent-encoded by URL rendering.
         assert_eq!(
@@ -288,17 +334,17 @@ mod tests {
                 "https://h.example.net/v1?key=s3cr3t-key%2Fwith%26chars",
                 &credentials
             ),
-            "https://h.example.net/v1?key=s3cr****hars"
+            "https://h.example.net/v1?key=****"
         );
         // Form-encoded in a query string.
         let spaced = creds(&["two words+more"]);
         assert_eq!(
             mask_credentials_in("q=two+words%2Bmore&x=1", &spaced),
-            "q=two ****more&x=1"
+            "q=****&x=1"
         );
         assert_eq!(
             mask_credentials_in("two words+more", &spaced),
-            "two ****more"
+            "****"
         );
         assert_eq!(
             mask_credentials_in("nothing here", &credentials),
@@ -314,7 +360,7 @@ mod tests {
         let credentials = creds(&["abcd", "abcdefghijkl"]);
         assert_eq!(
             mask_credentials_in("x=abcdefghijkl", &credentials),
-            "x=abcd****ijkl"
+            "x=****"
         );
         assert_eq!(mask_credentials_in("x=abcd", &credentials), "x=****");
     }
@@ -333,17 +379,17 @@ mod tests {
         assert_eq!(
             mask_value(&body, &credentials),
             json!({
-                "client_id": "1111****2222",
-                "client_secret": "clie****alue",
+                "client_id": "****",
+                "client_secret": "****",
                 "scope": "https://graph.microsoft.com/.default",
-                "password": "not-****tial",
-                "nested": [{"note": "uses clie****alue inline"}, 5, null, true],
+                "password": "****",
+                "nested": [{"note": "uses **** inline"}, 5, null, true],
                 "token": 12345,
             })
         );
         assert_eq!(
             mask_value(&json!("client-secret-value"), &credentials),
-            json!("clie****alue")
+            json!("****")
         );
         assert_eq!(mask_value(&Value::Null, &credentials), Value::Null);
     }

@@ -44,18 +44,84 @@ pub fn parse_json_text(bytes: &[u8], max_depth: usize) -> Result<Value, JsonText
     let text = std::str::from_utf8(bytes)
         .map_err(|_| JsonTextError::Encoding("Request body is not valid UTF-8.".into()))?;
     check_depth(text, max_depth)?;
-    let value: Value = serde_json::from_str(text).map_err(|e| {
+    let classify = |e: serde_json::Error| {
         let message = e.to_string();
         if message.contains("surrogate") || message.contains("unicode") {
             JsonTextError::Encoding(format!("Request body contains an invalid escape: {message}"))
+        } else if message.starts_with(DUPLICATE_KEY) {
+            JsonTextError::Encoding(format!("Request body contains a {message}"))
         } else {
             JsonTextError::Syntax(message)
         }
-    })?;
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde::de::DeserializeSeed::deserialize(UniqueKeys, &mut deserializer).map_err(classify)?;
+    deserializer.end().map_err(classify)?;
     if contains_nul(&value) {
         return Err(JsonTextError::Encoding("Request body contains a NUL character.".into()));
     }
     Ok(value)
+}
+
+const DUPLICATE_KEY: &str = "duplicate key";
+
+/// Builds a `Value` like serde_json does, but refuses an object that names a key twice (at any
+/// depth). serde_json keeps the last one, so `{"scopes":["alerts:read"],"scopes":["admin"]}`
+/// would otherwise mean whatever the last parser in a chain of proxies decides.
+struct UniqueKeys;
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element_seed(UniqueKeys)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = serde_json::Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                let shown: String = key.chars().take(64).collect();
+                return Err(serde::de::Error::custom(format!("{DUPLICATE_KEY} {shown:?} in a JSON object")));
+            }
+            let value = access.next_value_seed(UniqueKeys)?;
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
 }
 
 /// One pass over the text before parsing: bounds the nesting depth and refuses lone UTF-16
@@ -160,9 +226,9 @@ pub fn json_text_error_to_http(e: JsonTextError) -> Error {
     }
 }
 
-fn is_json_content_type(request: &Request) -> bool {
-    request
-        .headers()
+/// `application/json` or any `application/*+json`, parameters (charset) ignored.
+pub fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -173,6 +239,10 @@ fn is_json_content_type(request: &Request) -> bool {
         .unwrap_or(false)
 }
 
+pub fn unsupported_media_type() -> Error {
+    Error::client(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json.")
+}
+
 /// A JSON request body decoded into `T`.
 pub struct JsonBody<T>(pub T);
 
@@ -180,12 +250,8 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if !is_json_content_type(&request) {
-            return Err(Error::client(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UNSUPPORTED_MEDIA_TYPE",
-                "Content-Type must be application/json.",
-            ));
+        if !is_json_content_type(request.headers()) {
+            return Err(unsupported_media_type());
         }
         let bytes = read_body(request).await?;
         if bytes.is_empty() {
@@ -207,6 +273,13 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
 
 /// data-model.md "JSONB size limits", measured on the compact serialization.
 pub const LARGE_JSON_BYTES: usize = 1_048_576;
+/// An alert's payload, on both ingest paths (webhook body, `payload` of `POST /v1/alerts`),
+/// measured on its compact serialization. The request body itself may be larger (whitespace,
+/// the envelope) up to `MAX_INGEST_PAYLOAD_SIZE_MB`.
+pub const ALERT_PAYLOAD_MAX_BYTES: usize = LARGE_JSON_BYTES;
+/// A context document's `content` (UTF-8 bytes): documents are read whole into an agent's
+/// context, so anything larger belongs in several documents.
+pub const DOCUMENT_CONTENT_MAX_BYTES: usize = LARGE_JSON_BYTES;
 pub const MEDIUM_JSON_BYTES: usize = 262_144;
 pub const SMALL_JSON_BYTES: usize = 65_536;
 
@@ -236,6 +309,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidPa
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await
+            && raw.iter().any(|(_, value)| value.contains('\0'))
+        {
+            return Err(Error::bad_request("INVALID_PATH", "A path parameter contains a NUL character."));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ValidPath(p.0))
@@ -251,6 +329,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidQu
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        // NUL cannot be stored in PostgreSQL text: refuse it here rather than as a driver error.
+        if form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+            return Err(Error::bad_request("INVALID_QUERY", "The query string contains a NUL character (%00)."));
+        }
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize::<_, T>(deserializer).map(ValidQuery).map_err(|e| {
             let loc = vec![json!("query"), json!(e.path().to_string())];
@@ -281,6 +363,25 @@ mod tests {
         // Brackets inside strings do not count.
         assert!(parse_json_text(br#"{"a":"[[[[[[[[[[[[[[[["}"#, 2).is_ok());
         assert!(parse_json_text(br#"{"a":"\"[[[["}"#, 2).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        let refused = [
+            &br#"{"name":"x","scopes":["alerts:read"],"scopes":["admin"]}"#[..],
+            br#"{"a":{"b":1,"b":2}}"#,
+            br#"[{"a":1},{"c":[{"d":1,"d":1}]}]"#,
+            // The same key spelt with an escape is the same key.
+            br#"{"admin":1,"admin":2}"#,
+        ];
+        for body in refused {
+            let err = parse_json_text(body, 8).unwrap_err();
+            assert!(matches!(&err, JsonTextError::Encoding(m) if m.contains("duplicate key")), "{err:?}");
+        }
+        assert_eq!(parse_json_text(br#"{"a":{"b":1},"b":{"a":1}}"#, 8).unwrap(), json!({"a":{"b":1},"b":{"a":1}}));
+        assert_eq!(parse_json_text(br#"[1.5,-2,18446744073709551615,null,true,"s"]"#, 8).unwrap(),
+            json!([1.5, -2, 18446744073709551615u64, null, true, "s"]));
+        assert!(matches!(parse_json_text(br#"{"a":1} x"#, 8), Err(JsonTextError::Syntax(_))));
     }
 
     #[test]

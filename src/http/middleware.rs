@@ -19,7 +19,11 @@ use crate::state::AppState;
 /// Establishes the request context, records one `request` log event, and echoes `X-Request-Id`.
 pub async fn request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<super::listener::Peer>>()
+        .map(|c| c.0.0)
+        .or_else(|| request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
     let context = RequestContext {
         request_id: request_id_from(request.headers()),
         client_ip: client_ip(request.headers(), peer, state.settings.trusted_proxy_count),
@@ -39,22 +43,30 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     response
 }
 
-const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// Headers every response carries, whatever its route (CSP, caching and HSTS vary, see below).
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("x-xss-protection", "1; mode=block"),
+    ("referrer-policy", "no-referrer"),
+    ("permissions-policy", "geolocation=(), microphone=(), camera=()"),
+];
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000; includeSubDomains";
 /// The docs page is self-contained: its script is served by this binary (air-gapped SOCs), so
 /// nothing is allowed from another origin. Scalar injects inline styles at run time.
 const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
 /// Security headers on every response, error responses included (Calseta skipped them on 413 and
 /// 500; we do not). API responses are never cached.
 pub async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let is_docs = request.uri().path().starts_with("/docs");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("x-xss-protection", HeaderValue::from_static("1; mode=block"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    headers.insert("permissions-policy", HeaderValue::from_static("geolocation=(), microphone=(), camera=()"));
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(if is_docs { DOCS_CSP } else { API_CSP }),
@@ -63,12 +75,30 @@ pub async fn security_headers(State(state): State<AppState>, request: Request, n
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if state.settings.https_enabled && state.settings.security_header_hsts_enabled {
-        headers.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
-        );
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(STRICT_TRANSPORT_SECURITY));
     }
     response
+}
+
+/// Refuses a request whose path or query string percent-decodes to a NUL character, before any
+/// route sees it: PostgreSQL cannot store NUL in text, so a `%00` reaching a filter or an insert
+/// would surface as a driver error (500). Routes reading the raw query are covered too; the
+/// `ValidPath` / `ValidQuery` extractors repeat the check for code paths outside this stack.
+/// A literal NUL byte cannot reach here: hyper refuses it in the request line.
+pub async fn reject_unstorable_target(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    if has_encoded_nul(uri.path()) {
+        return Error::bad_request("INVALID_PATH", "The request path contains a NUL character (%00).").into_response();
+    }
+    if uri.query().is_some_and(has_encoded_nul) {
+        return Error::bad_request("INVALID_QUERY", "The query string contains a NUL character (%00).").into_response();
+    }
+    next.run(request).await
+}
+
+/// `%00` is the only spelling of an encoded NUL; `%2500` decodes to the text `%00`, which is harmless.
+fn has_encoded_nul(text: &str) -> bool {
+    text.as_bytes().windows(3).any(|w| w == b"%00")
 }
 
 /// The body limit that applies to a request, kept in its extensions so the body reader can name

@@ -5,10 +5,10 @@ pub mod context;
 pub mod docs;
 pub mod extract;
 pub mod health;
+pub mod listener;
 pub mod middleware;
 pub mod query;
 
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(middleware::not_found)
         .layer(from_fn_with_state(state.clone(), middleware::authenticate_and_limit))
         .layer(from_fn_with_state(state.clone(), middleware::body_limit))
+        .layer(from_fn(middleware::reject_unstorable_target))
         .layer(from_fn(middleware::method_not_allowed_envelope));
     if let Some(cors) = cors_layer(&state) {
         app = app.layer(cors);
@@ -84,7 +85,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// Serves until `shutdown` fires, then stops accepting, lets in-flight requests finish and returns.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let hsts = state.settings.https_enabled && state.settings.security_header_hsts_enabled;
+    let listener = listener::EnvelopingListener::new(listener, hsts);
+    let app = router(state).into_make_service_with_connect_info::<listener::Peer>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }

@@ -9,12 +9,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::service::{IngestResponse, ingest};
+use super::service::{IngestResponse, Provenance, ingest};
 use super::signature::{self, SignatureError};
 use super::sources::{self, AlertSource};
 use crate::auth::{Authorized, Principal};
 use crate::error::{Error, FieldError};
-use crate::http::extract::{JsonBody, LARGE_JSON_BYTES, ValidPath, check_json_size, parse_json_text, read_body};
+use crate::http::extract::{
+    ALERT_PAYLOAD_MAX_BYTES, JsonBody, JsonTextError, ValidPath, check_json_size, is_json_content_type, parse_json_text,
+    read_body, unsupported_media_type,
+};
 use crate::pagination::Data;
 use crate::state::AppState;
 
@@ -56,7 +59,8 @@ fn structure_mismatch(source: &dyn AlertSource) -> Error {
 #[utoipa::path(post, path = "/v1/ingest/{source_name}", tag = "ingest", params(("source_name" = String, Path)),
     request_body(content = Object, description = "The SIEM's alert payload, as sent"),
     responses((status = 202, body = IngestResponse), (status = 401, description = "Missing/invalid key or signature"),
-        (status = 404, description = "UNKNOWN_SOURCE"), (status = 422, description = "INVALID_PAYLOAD")),
+        (status = 404, description = "UNKNOWN_SOURCE"), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE"),
+        (status = 422, description = "INVALID_PAYLOAD")),
     security(("bearer" = ["alerts:write"])))]
 pub async fn ingest_webhook(
     auth: Authorized<IngestAlert>,
@@ -65,13 +69,21 @@ pub async fn ingest_webhook(
     request: Request,
 ) -> Result<Response, Error> {
     let source = find_source(&auth.principal, &source_name)?;
+    // Every SIEM we support posts JSON with a JSON content type (Sentinel's Logic App HTTP
+    // action, Elastic's webhook connector, Splunk's webhook alert action); anything else is
+    // refused before the body is read.
+    if !is_json_content_type(request.headers()) {
+        return Err(unsupported_media_type());
+    }
     let headers = request.headers().clone();
     let body = read_body(request).await?;
 
     let scheme = source.signature();
+    let mut signature_verified = false;
     if let Some(setting) = scheme.secret_env_var {
         match state.settings.webhook_secret(setting) {
             Some(secret) => {
+                signature_verified = true;
                 if let Err(reason) = signature::verify(&scheme, Some(secret.as_bytes()), &headers, &body, chrono::Utc::now()) {
                     tracing::warn!(target: "calseta::audit", event = "webhook_signature_failure", source = source.name(),
                         reason = ?reason, key_prefix = auth.key_prefix(), "webhook signature rejected");
@@ -86,16 +98,58 @@ pub async fn ingest_webhook(
         }
     }
 
-    let value = parse_json_text(&body, state.settings.max_json_depth)
-        .map_err(|_| Error::bad_request("INVALID_JSON", "Request body is not valid JSON."))?;
+    let value = parse_json_text(&body, state.settings.max_json_depth).map_err(|e| match e {
+        JsonTextError::Syntax(_) => Error::bad_request("INVALID_JSON", "Request body is not valid JSON."),
+        JsonTextError::Encoding(message) => Error::bad_request("INVALID_JSON", message),
+    })?;
     let Value::Object(raw) = value else {
         return Err(invalid_payload("Request body must be a JSON object.".into()));
     };
-    if !source.validate(&raw) {
+    check_payload(source, &raw)?;
+    let provenance = Provenance::Webhook { signature_verified };
+    let outcome = ingest(&state, source, raw, &auth.actor(), provenance).await?;
+    Ok(accepted(outcome))
+}
+
+/// The checks both ingest paths apply to an alert payload, in the same order: its size (compact
+/// JSON, [`ALERT_PAYLOAD_MAX_BYTES`]), then the source's expected structure.
+fn check_payload(source: &dyn AlertSource, raw: &Map<String, Value>) -> Result<(), Error> {
+    check_json_size("payload", raw, ALERT_PAYLOAD_MAX_BYTES).map_err(|e| Error::Validation(vec![e]))?;
+    if !source.validate(raw) {
         return Err(structure_mismatch(source));
     }
-    let outcome = ingest(&state, source, raw, &auth.actor()).await?;
-    Ok(accepted(outcome))
+    Ok(())
+}
+
+/// `POST /v1/alerts` naming a source whose webhook is signed (sentinel, elastic, splunk) skips
+/// that signature, so it must not pass for the SIEM itself:
+/// * production refuses it unless `INGEST_API_SIGNED_SOURCES_ALLOWED` names the source;
+/// * when the source's secret is configured, only a key restricted to that source
+///   (`allowed_sources` listing it) may submit for it;
+/// * the alert's ingest event records `submitted_via: "api"`, `signature_verified: false` and
+///   the key prefix (the raw payload is stored as sent).
+fn check_api_submission(state: &AppState, who: &Principal, source: &dyn AlertSource) -> Result<(), Error> {
+    let Some(setting) = source.signature().secret_env_var else { return Ok(()) };
+    let name = source.name();
+    if state.settings.is_production() && !state.settings.api_signed_sources_allowed().iter().any(|s| s == name) {
+        return Err(Error::Denied {
+            code: "SIGNED_SOURCE_REQUIRES_WEBHOOK",
+            message: format!(
+                "Alerts of source '{name}' must arrive signed through POST /v1/ingest/{name}; \
+                 INGEST_API_SIGNED_SOURCES_ALLOWED can waive this."
+            ),
+        });
+    }
+    let restricted_to_source = who.key().and_then(|k| k.allowed_sources.as_ref()).is_some_and(|list| list.iter().any(|s| s == name));
+    if state.settings.webhook_secret(setting).is_some() && !restricted_to_source {
+        return Err(Error::Denied {
+            code: "SOURCE_NOT_ALLOWED",
+            message: format!(
+                "Source '{name}' is signed: POST /v1/alerts accepts its alerts only from keys whose allowed_sources list it."
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -107,7 +161,9 @@ pub struct GenericIngestBody {
 }
 
 #[utoipa::path(post, path = "/v1/alerts", tag = "alerts", request_body = GenericIngestBody,
-    responses((status = 202, body = IngestResponse), (status = 404, description = "UNKNOWN_SOURCE"),
+    responses((status = 202, body = IngestResponse),
+        (status = 403, description = "SOURCE_NOT_ALLOWED / SIGNED_SOURCE_REQUIRES_WEBHOOK (a signed source's alerts must come through its webhook)"),
+        (status = 404, description = "UNKNOWN_SOURCE"), (status = 415, description = "UNSUPPORTED_MEDIA_TYPE"),
         (status = 422, description = "VALIDATION_ERROR / INVALID_PAYLOAD")),
     security(("bearer" = ["alerts:write"])))]
 pub async fn ingest_programmatic(
@@ -119,11 +175,9 @@ pub async fn ingest_programmatic(
         Value::Object(map) => map,
         _ => return Err(Error::Validation(vec![FieldError::body("payload", "dict_type", "Input should be a valid dictionary")])),
     };
-    check_json_size("payload", &raw, LARGE_JSON_BYTES).map_err(|e| Error::Validation(vec![e]))?;
     let source = find_source(&auth.principal, &body.source_name)?;
-    if !source.validate(&raw) {
-        return Err(structure_mismatch(source));
-    }
-    let outcome = ingest(&state, source, raw, &auth.actor()).await?;
+    check_api_submission(&state, &auth.principal, source)?;
+    check_payload(source, &raw)?;
+    let outcome = ingest(&state, source, raw, &auth.actor(), Provenance::Api).await?;
     Ok(accepted(outcome))
 }

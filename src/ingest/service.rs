@@ -37,11 +37,33 @@ pub struct IngestResponse {
     pub duplicate_count: Option<i32>,
 }
 
+/// How an alert arrived, recorded in its `alert_ingested` / `alert_deduplicated` event
+/// (`references.submitted_via`, `references.signature_verified`), so an alert of a signed source
+/// that came through `POST /v1/alerts` is never mistaken for one its SIEM signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// `POST /v1/ingest/{source}`; `signature_verified` when the source's secret is configured
+    /// (so the signature was checked and matched).
+    Webhook { signature_verified: bool },
+    /// `POST /v1/alerts`: no signature, only the API key.
+    Api,
+}
+
+impl Provenance {
+    fn references(self) -> (&'static str, bool) {
+        match self {
+            Provenance::Webhook { signature_verified } => ("webhook", signature_verified),
+            Provenance::Api => ("api", false),
+        }
+    }
+}
+
 pub async fn ingest(
     state: &AppState,
     source: &'static dyn AlertSource,
     raw: Map<String, Value>,
     actor: &Actor,
+    provenance: Provenance,
 ) -> Result<IngestResponse, Error> {
     let normalized = source.normalize(&raw).map_err(|e| {
         Error::client(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "INVALID_PAYLOAD", e.to_string())
@@ -53,7 +75,7 @@ pub async fn ingest(
     let candidates = extract_all(source, &raw, Some(&normalized), &mappings, false);
     let fingerprint = super::fingerprint::compute(&normalized.title, source.name(), &candidates);
     let detection_rule_ref = source.detection_rule_ref(&raw);
-    let prepared = PreparedAlert { source_name: source.name(), raw, normalized, fingerprint, detection_rule_ref, actor: actor.clone() };
+    let prepared = PreparedAlert { source_name: source.name(), raw, normalized, fingerprint, detection_rule_ref, actor: actor.clone(), provenance };
     let response = services.persist(prepared).await?;
     if !response.is_duplicate {
         state.wakeup.job_enqueued();
@@ -80,6 +102,7 @@ struct PreparedAlert {
     fingerprint: String,
     detection_rule_ref: Option<String>,
     actor: Actor,
+    provenance: Provenance,
 }
 
 struct WriteRequest {
@@ -293,8 +316,9 @@ async fn persist_batch(state: &AppState, alerts: &[&PreparedAlert]) -> Result<Ve
     for (alert, fate) in alerts.iter().zip(&fates) {
         let (alert_id, uuid, duplicate_count) = match *fate {
             Fate::New(index) => {
-                let references =
-                    json!({"source_name": alert.source_name, "severity": alert.normalized.severity.as_str(), "title": alert.normalized.title});
+                let (submitted_via, signature_verified) = alert.provenance.references();
+                let references = json!({"source_name": alert.source_name, "severity": alert.normalized.severity.as_str(),
+                    "title": alert.normalized.title, "submitted_via": submitted_via, "signature_verified": signature_verified});
                 events.push(NewEvent::for_alert(types::ALERT_INGESTED, &alert.actor, new_ids[index], references));
                 responses.push(IngestResponse { alert_uuid: rows[index].uuid, status: "queued", is_duplicate: false, duplicate_count: None });
                 continue;
@@ -304,9 +328,11 @@ async fn persist_batch(state: &AppState, alerts: &[&PreparedAlert]) -> Result<Ve
             }
             Fate::DuplicateOfNew { index, ordinal } => (new_ids[index], rows[index].uuid, ordinal),
         };
+        let (submitted_via, signature_verified) = alert.provenance.references();
         let references = json!({
             "fingerprint": alert.fingerprint, "duplicate_count": duplicate_count,
             "source_name": alert.source_name, "title": alert.normalized.title,
+            "submitted_via": submitted_via, "signature_verified": signature_verified,
         });
         events.push(NewEvent::for_alert(types::ALERT_DEDUPLICATED, &alert.actor, alert_id, references));
         responses.push(IngestResponse { alert_uuid: uuid, status: "deduplicated", is_duplicate: true, duplicate_count: Some(duplicate_count) });

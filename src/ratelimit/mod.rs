@@ -31,6 +31,9 @@
 //! **Redis down at start:** [`RateLimiter::redis`] only fails for an invalid URL. If Redis is
 //! unreachable it logs a warning and returns a limiter that applies the failure policies until
 //! Redis answers (lazy `ConnectionManager`), so the process can start and recover on its own.
+//! That includes a first connection refused for its credentials (or its TLS set-up): the
+//! manager only reconnects after I/O errors, so the store replaces it with a fresh one after any
+//! other connection failure, and the next probe (`retry_interval` later) connects anew.
 //! [`RateLimiter::ping`] reports reachability for a readiness/health endpoint.
 //!
 //! Keys passed to `check` are stored verbatim (in memory or as part of a Redis key): pass
@@ -331,7 +334,7 @@ struct Inner {
 
 enum Backend {
     Memory(Box<MemoryStore>),
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
 }
 
 impl fmt::Debug for RateLimiter {
@@ -379,9 +382,15 @@ impl RateLimiter {
         Ok(Self {
             inner: Arc::new(Inner {
                 limits,
-                backend: Backend::Redis(store),
+                backend: Backend::Redis(Box::new(store)),
             }),
         })
+    }
+
+    /// Checks a Redis URL (scheme, TLS support, syntax) without connecting, so a bad `REDIS_URL`
+    /// stops a start before anything else happens.
+    pub fn check_redis_url(url: &str) -> Result<(), Error> {
+        redis_store::open_client(url).map(drop)
     }
 
     /// Redis when `redis_url` is `Some` and non-empty (i.e. `REDIS_URL` is set), else in-memory.

@@ -6,6 +6,7 @@
 //! keys cost nothing. A limited request does not write anything, so it does not consume quota.
 //! The script runs atomically: no check-then-set race between replicas.
 
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,11 @@ return {1, remaining, reset_after, 0}
 "#;
 
 pub(super) struct RedisStore {
-    conn: ConnectionManager,
+    /// Replaced by a fresh manager when a connection attempt fails in a way the manager does not
+    /// recover from by itself (see [`RedisStore::renew_after`]).
+    conn: RwLock<ConnectionManager>,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
     script: redis::Script,
     namespace: String,
     policies: FailurePolicies,
@@ -56,7 +61,7 @@ impl RedisStore {
         namespace: &str,
         options: RedisOptions,
     ) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(|e| Error::InvalidRedisUrl(e.to_string()))?;
+        let client = open_client(url)?;
         let target = client.get_connection_info().addr().to_string();
         let config = ConnectionManagerConfig::new()
             // One attempt per (re)connection: our own back-off (`retry_interval`) paces retries,
@@ -64,10 +69,12 @@ impl RedisStore {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.response_timeout));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(|e| Error::InvalidRedisUrl(e.to_string()))?;
         let store = Self {
-            conn,
+            conn: RwLock::new(conn),
+            client,
+            config,
             script: redis::Script::new(GCRA_LUA),
             namespace: namespace.to_owned(),
             policies,
@@ -91,7 +98,7 @@ impl RedisStore {
 
     /// PING + SCRIPT LOAD, bounded by the decision timeout.
     pub(super) async fn ping(&self) -> Result<(), String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         let fut = async {
             let _: String = redis::cmd("PING").query_async(&mut conn).await?;
             self.script.load_async(&mut conn).await?;
@@ -99,8 +106,32 @@ impl RedisStore {
         };
         match tokio::time::timeout(self.options.decision_timeout(), fut).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => {
+                self.renew_after(&e);
+                Err(e.to_string())
+            }
             Err(_) => Err("timed out".to_owned()),
+        }
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        self.conn.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// The `ConnectionManager` reconnects by itself only after I/O errors. A connection attempt
+    /// that fails otherwise (wrong password: `AuthenticationFailed`, a refused `SELECT`, a TLS
+    /// set-up error) stays cached as the manager's connection forever, so every later decision
+    /// would fail until a restart. Such an error gets a fresh (lazy) manager, which the next probe
+    /// after `retry_interval` uses; I/O errors and timeouts are left to the manager.
+    fn renew_after(&self, error: &redis::RedisError) {
+        let answered_over_a_working_connection =
+            matches!(error.kind(), redis::ErrorKind::Server(_)) && !error.is_unrecoverable_error();
+        if error.is_io_error() || answered_over_a_working_connection {
+            return;
+        }
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
+            Ok(fresh) => *self.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh,
+            Err(e) => tracing::debug!(target: "calseta::ratelimit", redis = %self.target, error = %e, "cannot renew the Redis connection manager"),
         }
     }
 
@@ -125,7 +156,7 @@ impl RedisStore {
         }
         let redis_key = format!("{}:rl:{}:{}", self.namespace, family.as_str(), key);
         let interval_us = (60_000_000u64 / u64::from(limit)).max(1);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         let mut invocation = self.script.key(&redis_key);
         invocation.arg(interval_us).arg(limit);
         let result = tokio::time::timeout(
@@ -153,7 +184,10 @@ impl RedisStore {
                 };
             }
             Ok(Ok(v)) => format!("unexpected script reply of length {}", v.len()),
-            Ok(Err(e)) => e.to_string(),
+            Ok(Err(e)) => {
+                self.renew_after(&e);
+                e.to_string()
+            }
             Err(_) => format!("no answer within {:?}", self.options.decision_timeout()),
         };
         if self.mark_down() {
@@ -188,4 +222,10 @@ impl RedisStore {
             },
         }
     }
+}
+
+/// Parses a `redis://`, `rediss://` (TLS, with the rustls ring provider and the system's root
+/// certificates) or `unix://` URL without connecting. The error never contains the URL.
+pub(super) fn open_client(url: &str) -> Result<redis::Client, Error> {
+    redis::Client::open(url).map_err(|e| Error::InvalidRedisUrl(e.to_string()))
 }

@@ -15,6 +15,7 @@ mod fake_vendor;
 mod encryption;
 mod health;
 mod http_surface;
+mod hygiene;
 mod ingest;
 mod jobs;
 mod indicator_mappings;

@@ -137,3 +137,60 @@ async fn limiter_store_outage_follows_policy() {
     assert_eq!(server.client.get(server.url("/health")).send().await.unwrap().status(), 200);
     server.stop().await;
 }
+
+/// Issue 8 b: Redis refusing the first connection's credentials at start-up is not permanent.
+/// A throwaway redis-server requires a password the limiter does not have yet; once the
+/// password is changed to the one in REDIS_URL, the limiter recovers by itself within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limiter_recovers_after_authentication_failure_at_start() {
+    if std::process::Command::new("redis-server").arg("--version").output().is_err() {
+        eprintln!("skipping limiter_recovers_after_authentication_failure_at_start: redis-server is not installed");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = tokio::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--requirepass", "old-pass", "--save", "", "--appendonly", "no"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start redis-server");
+    let cli = |args: &[&str]| {
+        let mut all = vec!["-p".to_owned(), port.to_string(), "--no-auth-warning".to_owned()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        std::process::Command::new("redis-cli").args(all).output()
+    };
+    let ready = crate::support::eventually(Duration::from_secs(10), || async {
+        cli(&["-a", "old-pass", "PING"]).is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+    })
+    .await;
+    assert!(ready, "redis-server did not start");
+
+    let server = TestServer::builder(Backend::Sqlite)
+        .env("REDIS_URL", &format!("redis://:new-pass@127.0.0.1:{port}/0"))
+        .env("RATE_LIMIT_DEFAULT_PER_MINUTE", "60")
+        .start()
+        .await;
+    let guess = format!("cai_{}", "Q".repeat(43));
+    // Authentication fails: unauthenticated traffic is refused (fail closed), as during an outage.
+    expect_error(server.get("/v1/api-keys", &guess).await, 503, "SERVICE_UNAVAILABLE").await;
+
+    let changed = cli(&["-a", "old-pass", "CONFIG", "SET", "requirepass", "new-pass"]).unwrap();
+    assert!(String::from_utf8_lossy(&changed.stdout).contains("OK"), "{changed:?}");
+    let started = std::time::Instant::now();
+    let recovered = crate::support::eventually(Duration::from_secs(10), || async {
+        server.get("/v1/api-keys", &guess).await.status() == 401
+    })
+    .await;
+    assert!(recovered, "the limiter never reconnected with the now-valid credentials:\n{}", server.stdout.text());
+    assert!(started.elapsed() < Duration::from_secs(5), "recovery took {:?}", started.elapsed());
+    // Decisions come from Redis again (fail-open decisions would not count down).
+    let remaining = |response: &reqwest::Response| response.headers()["x-ratelimit-remaining"].to_str().unwrap().parse::<u64>().unwrap();
+    let first = server.get("/v1/api-keys", &server.admin_key).await;
+    let second = server.get("/v1/api-keys", &server.admin_key).await;
+    assert!(remaining(&second) < remaining(&first), "{:?} / {:?}", first.headers(), second.headers());
+    assert!(!server.stdout.text().contains("new-pass"), "the password never reaches the logs");
+    server.stop().await;
+    redis.kill().await.unwrap();
+}

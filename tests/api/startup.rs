@@ -35,6 +35,11 @@ async fn production_refuses_unsafe_settings_naming_them() {
         (&[("HTTPS_ENABLED", "false")], "HTTPS_ENABLED"),
         (&[("CALSETA_REPLICAS", "3")], "REDIS_URL"),
         (&[("SPLUNK_WEBHOOK_SECRET", "")], "SPLUNK_WEBHOOK_SECRET"),
+        // Issue 8 h: a passphrase, base64-encoded, is 32 bytes of printable text, not a key.
+        (&[("ENCRYPTION_KEY", "Y29ycmVjdCBob3JzZSBiYXR0ZXJ5IHN0YXBsZSAxMjM=")], "ENCRYPTION_KEY"),
+        // Issue 8 h: allow-listing public ranges switches the SSRF protection off.
+        (&[("SSRF_ALLOWED_HOSTS", "0.0.0.0/0")], "SSRF_ALLOWED_HOSTS"),
+        (&[("SSRF_ALLOWED_HOSTS", "10.0.0.0/8, 8.8.8.0/24")], "SSRF_ALLOWED_HOSTS"),
     ];
     for (overrides, setting) in cases {
         let mut env = production_env(dir.path());
@@ -190,5 +195,47 @@ async fn configuration_layers_reach_the_server() {
     // The environment (3) beats the file (2).
     let response = server.get("/v1/api-keys", &server.admin_key).await;
     assert_eq!(response.headers()["x-ratelimit-limit"], "3");
+    server.stop().await;
+}
+
+/// Issue 8 g/h: every configuration check runs before the database is touched, so a refused
+/// start neither migrates a database nor prints a bootstrap key; `rediss://` is supported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_is_checked_before_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_env = |name: &str| ("DATABASE_URL".to_owned(), format!("sqlite://{}/{name}.db", dir.path().display()));
+    let cases: &[(&str, &str, &str)] = &[
+        ("CORS_ALLOWED_ORIGINS", "null", "CORS_ALLOWED_ORIGINS"),
+        ("CORS_ALLOWED_ORIGINS", "https://soc.example.com,null", "CORS_ALLOWED_ORIGINS"),
+        ("CORS_ALLOWED_ORIGINS", "https://soc.example.com/app", "CORS_ALLOWED_ORIGINS"),
+        ("CORS_ALLOWED_ORIGINS", "https://*.example.com", "CORS_ALLOWED_ORIGINS"),
+        ("CORS_ALLOWED_ORIGINS", "*", "CORS_ALLOWED_ORIGINS"),
+        ("REDIS_URL", "http://user:s3cret-pw@redis.example:6379", "REDIS_URL"),
+        ("SSRF_ALLOWED_HOSTS", "10.0.0.0/33", "SSRF_ALLOWED_HOSTS"),
+        ("ENCRYPTION_KEY_PREVIOUS", "not-a-key", "ENCRYPTION_KEY"),
+    ];
+    for (index, (name, value, expect)) in cases.iter().enumerate() {
+        let db = format!("bad{index}");
+        let mut env = vec![db_env(&db), (name.to_string(), value.to_string())];
+        if *name == "ENCRYPTION_KEY_PREVIOUS" {
+            env.push(("ENCRYPTION_KEY".into(), GOOD_KEY.into()));
+        }
+        // A process that accepted the setting would serve forever: bound the wait.
+        let run = run_cli(&["serve", "--bind", "127.0.0.1:0"], dir.path(), &env);
+        let (code, _, stderr) = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+            .await
+            .unwrap_or_else(|_| panic!("{name}={value} was accepted: the server started"));
+        assert_ne!(code, 0, "{name}={value} must refuse to start");
+        assert!(stderr.contains(expect), "{name}={value}: {stderr}");
+        assert!(!stderr.contains("s3cret-pw"), "no credentials in the message: {stderr}");
+        assert!(!stderr.contains("CALSETA_BOOTSTRAP_ADMIN_KEY"), "{name}={value}: a key was printed: {stderr}");
+        assert!(!dir.path().join(format!("{db}.db")).exists(), "{name}={value}: the database was touched");
+    }
+
+    // A TLS Redis URL is accepted: the server starts (the limiter reports the store unreachable
+    // and applies its failure policies until it answers).
+    let server = TestServer::builder(Backend::Sqlite).env("REDIS_URL", "rediss://127.0.0.1:1/0").start().await;
+    assert_eq!(server.client.get(server.url("/health")).send().await.unwrap().status(), 200);
+    assert!(!server.stdout.text().contains("TLS"), "no TLS support error: {}", server.stdout.text());
     server.stop().await;
 }

@@ -174,7 +174,9 @@ async fn set_active(state: &AppState, who: &Principal, uuid: Uuid, active: bool,
 }
 
 /// Runs the provider as registered, live, with masked debug steps (enrichment.md §10).
-pub async fn test(state: &AppState, who: &Principal, uuid: Uuid, body: ProviderTestRequest) -> Result<ProviderTestResponse> {
+/// The provider test endpoint's answer, rendered: its last step scrubs every credential value
+/// the run used from the whole output, wherever a vendor echoed it.
+pub async fn test(state: &AppState, who: &Principal, uuid: Uuid, body: ProviderTestRequest) -> Result<serde_json::Value> {
     who.authorize::<TestProvider>()?;
     validate::test_request(&body)?;
     store::find_provider(&state.db, uuid).await?.ok_or_else(not_found)?;
@@ -184,7 +186,7 @@ pub async fn test(state: &AppState, who: &Principal, uuid: Uuid, body: ProviderT
         .ok_or_else(|| Error::bad_request("PROVIDER_NOT_LOADED", "Provider is not loaded in the registry (is it active?)."))?;
     let run = state.enricher.test_provider(&provider, &body.indicator_type, &body.indicator_value).await;
     let result = run.result;
-    Ok(ProviderTestResponse {
+    let response = ProviderTestResponse {
         success: result.success,
         provider_name: result.provider_name,
         indicator_type: body.indicator_type,
@@ -194,7 +196,9 @@ pub async fn test(state: &AppState, who: &Principal, uuid: Uuid, body: ProviderT
         error_message: result.error_message,
         duration_ms: u64::try_from(run.duration.as_millis()).unwrap_or(u64::MAX),
         steps: run.steps,
-    })
+    };
+    let rendered = serde_json::to_value(&response).map_err(|e| Error::Internal(e.into()))?;
+    Ok(redact::scrub(rendered, &run.secrets))
 }
 
 #[cfg(test)]
