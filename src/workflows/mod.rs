@@ -1,0 +1,8 @@
+//! Workflows: stored Python automations. This module holds what does not need the database:
+//! save-time code validation and the builtin workflows' sources. The REST surface, service and
+//! store come with the rest of issue 9; execution lives in `crate::sandbox`.
+
+pub mod builtins;
+pub mod validate;
+
+pub use validate::validate_code;
