@@ -61,13 +61,17 @@ pub async fn build_state(settings: Settings, db: Db) -> anyhow::Result<AppState>
     }
     let enricher = crate::enrich::Enricher::new(&settings, cipher.clone())
         .map_err(|e| anyhow::anyhow!("SSRF_ALLOWED_HOSTS / egress settings: {e}"))?;
+    let workflows = crate::workflows::Runtime::start(&settings).await?;
+    if let Err(e) = crate::workflows::seed::seed_builtins(&db, &workflows.integrations).await {
+        tracing::error!(error = %e, "seeding the builtin workflows failed");
+    }
     let limiter = build_limiter(&settings).await?;
     let auth = Authenticator::new(
         db.clone(),
         Duration::from_secs(settings.auth_cache_refresh_seconds),
         Duration::from_secs(settings.auth_cache_ttl_seconds),
     );
-    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), enricher, ingest: Default::default() }))
+    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), enricher, ingest: Default::default(), workflows }))
 }
 
 /// On the first start of a database with no API key at all, creates one admin key and prints it

@@ -52,11 +52,24 @@ pub struct Task {
 
 /// Every task the workers know. A new task is one entry here plus its handler.
 pub fn tasks() -> &'static [Task] {
-    static TASKS: &[Task] = &[Task {
-        name: ENRICH_ALERT,
-        queue: "enrichment",
-        handler: |state, claimed| Box::pin(crate::ingest::pipeline::enrich_alerts(state, claimed)),
-    }];
+    use crate::workflows::runs::{EXECUTE_WORKFLOW_RUN, SEND_APPROVAL_NOTIFICATION, WORKFLOWS_QUEUE, handle_batch};
+    static TASKS: &[Task] = &[
+        Task {
+            name: ENRICH_ALERT,
+            queue: "enrichment",
+            handler: |state, claimed| Box::pin(crate::ingest::pipeline::enrich_alerts(state, claimed)),
+        },
+        Task {
+            name: EXECUTE_WORKFLOW_RUN,
+            queue: WORKFLOWS_QUEUE,
+            handler: |state, claimed| Box::pin(handle_batch(state, claimed, EXECUTE_WORKFLOW_RUN)),
+        },
+        Task {
+            name: SEND_APPROVAL_NOTIFICATION,
+            queue: WORKFLOWS_QUEUE,
+            handler: |state, claimed| Box::pin(handle_batch(state, claimed, SEND_APPROVAL_NOTIFICATION)),
+        },
+    ];
     TASKS
 }
 
