@@ -269,10 +269,13 @@ async fn runs_success_failure_timeout_unknown_indicator(backend: Backend) {
 }
 dual!(runs_success_failure_timeout_unknown_indicator);
 
+/// (method, path and query, headers, body) of one request the fake received.
+type Hit = (String, String, HeaderMap, String);
+
 /// A loopback fake for ctx.http, Okta, and the Anthropic Messages API; records every request.
 #[derive(Clone, Default)]
 struct Fake {
-    hits: Arc<Mutex<Vec<(String, String, HeaderMap, String)>>>,
+    hits: Arc<Mutex<Vec<Hit>>>,
     anthropic_answer: Arc<Mutex<Value>>,
 }
 
@@ -285,7 +288,7 @@ impl Fake {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         (fake, port)
     }
-    fn hits(&self) -> Vec<(String, String, HeaderMap, String)> {
+    fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
     }
 }
