@@ -70,7 +70,11 @@ impl Launcher {
     pub async fn spawn_ready(&self, max_line: usize) -> Result<Child, String> {
         let mut cmd = Command::new(&self.interpreter.executable);
         cmd.args(["-I", "-S", "-c", SHIM])
+            .arg(self.layers.no_exec_program_hex())
             .env_clear()
+            // glibc reserves 64 MiB of address space per malloc arena (one per thread): with a
+            // per-child RLIMIT_AS that would cap a workflow at a handful of threads.
+            .env("MALLOC_ARENA_MAX", "2")
             .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -33,6 +33,8 @@ pub(crate) struct Limits {
 
 /// Everything `pre_exec` needs, prepared in the parent.
 pub(crate) struct Layers {
+    /// Installed by the shim itself right after exec (see `no_exec_program_hex`).
+    no_exec: BpfProgram,
     seccomp_deny: BpfProgram,
     seccomp_clone3: BpfProgram,
     landlock_ruleset: OwnedFd,
@@ -76,6 +78,7 @@ impl Layers {
         let landlock_ruleset = build_landlock(interp, abi_version)?;
         let (seccomp_deny, seccomp_clone3) = build_seccomp()?;
         Ok(Layers {
+            no_exec: build_no_exec()?,
             seccomp_deny,
             seccomp_clone3,
             landlock_ruleset,
@@ -84,6 +87,21 @@ impl Layers {
             // SAFETY: getpid has no preconditions.
             parent_pid: unsafe { libc::getpid() },
         })
+    }
+
+    /// The "no more execve" filter, as hex of `struct sock_filter[]` (native endianness), for the
+    /// shim to install with prctl right after start-up. seccomp cannot express "only the first
+    /// execve" and our own exec of the interpreter happens after `pre_exec`; Landlock limits
+    /// exec to the interpreter, and this filter then closes exec completely.
+    pub fn no_exec_program_hex(&self) -> String {
+        let mut bytes = Vec::with_capacity(self.no_exec.len() * 8);
+        for insn in &self.no_exec {
+            bytes.extend_from_slice(&insn.code.to_ne_bytes());
+            bytes.push(insn.jt);
+            bytes.push(insn.jf);
+            bytes.extend_from_slice(&insn.k.to_ne_bytes());
+        }
+        hex::encode(bytes)
     }
 
     /// Applies every layer to the calling (forked, not yet exec'd) process.
@@ -269,14 +287,69 @@ fn build_seccomp() -> Result<(BpfProgram, BpfProgram), String> {
         libc::SYS_pidfd_getfd,
         libc::SYS_process_madvise,
         libc::SYS_kcmp,
+        // Metadata changes Landlock does not cover. The child keeps the server's uid (even in
+        // a user namespace), so it owns root-owned files as far as these checks go.
+        libc::SYS_fchmod,
+        libc::SYS_fchmodat,
+        libc::SYS_fchmodat2,
+        libc::SYS_fchown,
+        libc::SYS_fchownat,
+        libc::SYS_utimensat,
+        libc::SYS_setxattr,
+        libc::SYS_lsetxattr,
+        libc::SYS_fsetxattr,
+        libc::SYS_removexattr,
+        libc::SYS_lremovexattr,
+        libc::SYS_fremovexattr,
+        // What a root child without a user namespace could otherwise do to the host: raise its
+        // own limits, renice or re-pin other processes, set the clock or the hostname, move
+        // other processes' memory, use the new mount API.
+        libc::SYS_setrlimit,
+        libc::SYS_setpriority,
+        libc::SYS_sched_setscheduler,
+        libc::SYS_sched_setparam,
+        libc::SYS_sched_setaffinity,
+        libc::SYS_ioprio_set,
+        libc::SYS_settimeofday,
+        libc::SYS_clock_settime,
+        libc::SYS_clock_adjtime,
+        libc::SYS_adjtimex,
+        libc::SYS_sethostname,
+        libc::SYS_setdomainname,
+        libc::SYS_migrate_pages,
+        libc::SYS_move_pages,
+        libc::SYS_open_tree,
+        libc::SYS_move_mount,
+        libc::SYS_fsopen,
+        libc::SYS_fsmount,
+        libc::SYS_fspick,
+        libc::SYS_mount_setattr,
+        libc::SYS_kexec_file_load,
+        libc::SYS_process_mrelease,
+        libc::SYS_vhangup,
     ] {
         deny.insert(syscall, always());
     }
     #[cfg(target_arch = "x86_64")]
-    {
-        deny.insert(libc::SYS_fork, always());
-        deny.insert(libc::SYS_vfork, always());
+    for syscall in [
+        libc::SYS_fork,
+        libc::SYS_vfork,
+        libc::SYS_chmod,
+        libc::SYS_chown,
+        libc::SYS_lchown,
+        libc::SYS_utime,
+        libc::SYS_utimes,
+        libc::SYS_futimesat,
+        libc::SYS_iopl,
+        libc::SYS_ioperm,
+    ] {
+        deny.insert(syscall, always());
     }
+    // prlimit64 reads limits too (glibc's getrlimit): refuse it only with a new limit.
+    deny.insert(
+        libc::SYS_prlimit64,
+        vec![SeccompRule::new(vec![cond(2, SeccompCmpOp::Ne, 0)?]).map_err(err)?],
+    );
     // clone: only threads.
     deny.insert(
         libc::SYS_clone,
@@ -332,6 +405,24 @@ fn build_seccomp() -> Result<(BpfProgram, BpfProgram), String> {
         BpfProgram::try_from(deny_filter).map_err(err)?,
         BpfProgram::try_from(clone3_filter).map_err(err)?,
     ))
+}
+
+/// execve/execveat → EPERM, installed by the shim after the interpreter started.
+fn build_no_exec() -> Result<BpfProgram, String> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH)
+        .map_err(|e| format!("seccomp: unsupported architecture: {e}"))?;
+    let err = |e: seccompiler::BackendError| format!("seccomp filter: {e}");
+    let mut rules = BTreeMap::new();
+    rules.insert(libc::SYS_execve, Vec::new());
+    rules.insert(libc::SYS_execveat, Vec::new());
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(err)?;
+    BpfProgram::try_from(filter).map_err(err)
 }
 
 /// Existing paths among `candidates`, canonicalised (Landlock rules bind inodes).

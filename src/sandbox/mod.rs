@@ -228,11 +228,15 @@ impl Sandbox {
         let Ok(_slot) = self.inner.slots.acquire().await else {
             return run::unavailable("the sandbox is shutting down", started);
         };
-        let mut child = match self.checkout().await {
-            Ok(child) => child,
-            Err(reason) => return run::unavailable(&reason, started),
+        // The wall clock starts once a slot is ours and covers a cold spawn too, so a run ends
+        // within its timeout (plus the kill) however loaded the host is.
+        let deadline = tokio::time::Instant::now() + req.timeout;
+        let mut child = match tokio::time::timeout_at(deadline, self.checkout()).await {
+            Ok(Ok(child)) => child,
+            Ok(Err(reason)) => return run::unavailable(&reason, started),
+            Err(_) => return run::timed_out(req.timeout, String::new(), started),
         };
-        run::execute(&mut child, &self.inner.settings, req, host, started).await
+        run::execute(&mut child, &self.inner.settings, req, host, started, deadline).await
     }
 
     /// CPython `compile()` of `code` inside a sandboxed interpreter (the save-time check that

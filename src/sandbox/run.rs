@@ -30,6 +30,15 @@ pub(super) fn unavailable(reason: &str, started: Instant) -> RunOutcome {
     )
 }
 
+pub(super) fn timed_out(timeout: Duration, log_output: String, started: Instant) -> RunOutcome {
+    failure(
+        format!("Workflow execution timed out after {} seconds", seconds(timeout)),
+        ErrorKind::Timeout,
+        log_output,
+        started,
+    )
+}
+
 fn failure(message: String, kind: ErrorKind, log_output: String, started: Instant) -> RunOutcome {
     RunOutcome {
         success: false,
@@ -53,6 +62,7 @@ pub(super) async fn execute(
     req: RunRequest,
     host: Arc<dyn HostApi>,
     started: Instant,
+    deadline: tokio::time::Instant,
 ) -> RunOutcome {
     let job = json!({
         "op": "run",
@@ -67,17 +77,12 @@ pub(super) async fn execute(
     });
     let mut log = String::new();
     let conversation = converse(child, settings, &req, host.as_ref(), &job, &mut log);
-    let end = tokio::time::timeout(req.timeout, conversation).await;
+    let end = tokio::time::timeout_at(deadline, conversation).await;
     let end = match end {
         Ok(end) => end,
         Err(_) => {
             child.finish().await;
-            return failure(
-                format!("Workflow execution timed out after {} seconds", seconds(req.timeout)),
-                ErrorKind::Timeout,
-                log,
-                started,
-            );
+            return timed_out(req.timeout, log, started);
         }
     };
     let outcome = match end {
@@ -85,6 +90,15 @@ pub(super) async fn execute(
         End::Eof => {
             // Died on its own: the exit status says why.
             let status = child.exit_status(Duration::from_secs(1)).await;
+            // What it printed last (a traceback, "MemoryError") explains the death.
+            let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                while child.stderr.open && child.stderr.total <= settings.output_max_bytes {
+                    if child.stderr.drain().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
             let tail = child.finish().await;
             died(status, &tail, settings, log, started)
         }
@@ -348,6 +362,7 @@ pub(super) fn judge_probe(findings: &Map<String, Value>) -> (bool, bool, Vec<Str
         ("read_passwd", "/etc/passwd was readable"),
         ("write_tmp", "a file could be created in /tmp"),
         ("exec", "exec of /bin/sh succeeded"),
+        ("exec_self", "the interpreter could exec itself again"),
         ("kill_parent", "the parent could be signalled"),
     ] {
         if !denied(key) {
@@ -357,7 +372,69 @@ pub(super) fn judge_probe(findings: &Map<String, Value>) -> (bool, bool, Vec<Str
     if findings.get("environ_empty") != Some(&Value::Bool(true)) {
         problems.push("the environment was not empty".into());
     }
-    let seccomp = denied("socket_inet") && denied("fork");
-    let landlock = denied("read_passwd") && denied("write_tmp") && denied("exec");
+    let seccomp = denied("socket_inet") && denied("fork") && denied("exec_self");
+    let landlock = denied("read_passwd") && denied("write_tmp");
     (seccomp, landlock, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn findings(overrides: &[(&str, Value)]) -> Map<String, Value> {
+        let mut map = Map::new();
+        for key in ["socket_inet", "fork", "read_passwd", "write_tmp", "exec", "exec_self", "kill_parent"] {
+            map.insert(key.into(), json!("denied:1"));
+        }
+        map.insert("environ_empty".into(), json!(true));
+        for (key, value) in overrides {
+            map.insert(key.to_string(), value.clone());
+        }
+        map
+    }
+
+    #[test]
+    fn a_probe_with_everything_denied_passes() {
+        assert_eq!(judge_probe(&findings(&[])), (true, true, Vec::new()));
+    }
+
+    #[test]
+    fn any_allowed_action_fails_the_probe_and_is_named() {
+        let (seccomp, landlock, problems) = judge_probe(&findings(&[("socket_inet", json!("allowed"))]));
+        assert!(!seccomp && landlock);
+        assert_eq!(problems, vec!["an AF_INET socket could be created"]);
+        let (seccomp, landlock, problems) = judge_probe(&findings(&[("read_passwd", json!("allowed"))]));
+        assert!(seccomp && !landlock);
+        assert_eq!(problems, vec!["/etc/passwd was readable"]);
+        let (_, _, problems) = judge_probe(&findings(&[("environ_empty", json!(false))]));
+        assert_eq!(problems, vec!["the environment was not empty"]);
+        let (_, _, problems) = judge_probe(&findings(&[("kill_parent", Value::Null)]));
+        assert_eq!(problems, vec!["the parent could be signalled"]);
+    }
+
+    #[test]
+    fn timeout_messages_print_whole_seconds_as_integers() {
+        assert_eq!(seconds(Duration::from_secs(60)), "60");
+        assert_eq!(seconds(Duration::from_millis(2500)), "2.5");
+    }
+
+    #[test]
+    fn http_requests_from_the_child_are_validated() {
+        let ok = json!({"op": "http", "method": "GET", "url": "https://x.test/", "headers": [["a", "b"]],
+                        "body": "aGk=", "timeout": 100.0});
+        let call = parse_http(ok.as_object().unwrap(), Duration::from_secs(5)).unwrap();
+        assert_eq!(call.body.as_deref(), Some(&b"hi"[..]));
+        assert_eq!(call.timeout, Duration::from_secs(5), "never longer than the run");
+        for bad in [
+            json!({"method": "GET"}),
+            json!({"method": "GET", "url": "u", "headers": [["a"]]}),
+            json!({"method": "GET", "url": "u", "headers": [["a", 1]]}),
+            json!({"method": "GET", "url": "u", "body": "***"}),
+            json!({"method": "GET", "url": "u", "body": 5}),
+        ] {
+            assert!(parse_http(bad.as_object().unwrap(), Duration::from_secs(5)).is_err(), "{bad}");
+        }
+        let negative = json!({"method": "GET", "url": "u", "timeout": -1});
+        assert_eq!(parse_http(negative.as_object().unwrap(), Duration::from_secs(5)).unwrap().timeout, Duration::from_secs(5));
+    }
 }

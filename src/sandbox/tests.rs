@@ -113,6 +113,7 @@ pub(super) async fn run_code(sandbox: &Sandbox, code: &str) -> RunOutcome {
 async fn status_lists_the_layers_and_names_the_interpreter() {
     let Some(sandbox) = sandbox().await else { return };
     let status = sandbox.status();
+    eprintln!("sandbox status: {status:?}");
     let names: Vec<_> = status.layers.iter().map(|(name, _)| *name).collect();
     for required in ["seccomp", "landlock", "rlimits", "namespaces"] {
         assert!(names.contains(&required), "{names:?}");
@@ -205,7 +206,7 @@ fn report(label: &str, times: &mut [Duration]) {
     eprintln!("{label}: p50 {:?} p99 {:?} (n={})", pct(0.5), pct(0.99), times.len());
 }
 
-fn child_pids() -> Vec<u32> {
+pub(super) fn child_pids() -> Vec<u32> {
     let me = std::process::id().to_string();
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {

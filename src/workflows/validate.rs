@@ -312,3 +312,190 @@ impl Visitor for Walker<'_> {
         self.nested(|w| w.generic_visit_pattern(node));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUN: &str = "async def run(ctx):\n    pass\n";
+
+    fn errors(body: &str) -> Vec<String> {
+        validate_code(&format!("{body}\n{RUN}"))
+    }
+
+    #[test]
+    fn valid_workflow_has_no_errors() {
+        let code = "from app.workflows.context import WorkflowContext, WorkflowResult\n\
+                    import json, re\nimport urllib.parse\nfrom calseta.workflows import WorkflowResult as R\n\
+                    class Helper:\n    pass\n\
+                    async def run(ctx: WorkflowContext) -> WorkflowResult:\n    \
+                    return WorkflowResult.ok(f\"{ctx.indicator.value=}\")\n";
+        assert_eq!(validate_code(code), Vec::<String>::new());
+    }
+
+    #[test]
+    fn syntax_error_is_the_only_error_and_names_the_line() {
+        let errs = validate_code("import os\n\nasync def run(ctx)\n    pass\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("Syntax error: "), "{errs:?}");
+        assert!(errs[0].ends_with("(line 3)"), "{errs:?}");
+    }
+
+    #[test]
+    fn run_must_be_a_top_level_async_def() {
+        let msg = "Workflow code must define an async function named 'run'";
+        assert_eq!(validate_code("def run(ctx):\n    pass\n"), vec![msg]);
+        assert_eq!(validate_code("class A:\n    async def run(self, ctx):\n        pass\n"), vec![msg]);
+        assert_eq!(validate_code("async def main(ctx):\n    async def run():\n        pass\n"), vec![msg]);
+        assert_eq!(validate_code(""), vec![msg]);
+        assert_eq!(validate_code(RUN), Vec::<String>::new());
+    }
+
+    #[test]
+    fn blocked_imports_are_not_allowed() {
+        assert_eq!(errors("import os"), vec!["Line 1: import of 'os' is not allowed"]);
+        assert_eq!(errors("import os.path"), vec!["Line 1: import of 'os.path' is not allowed"]);
+        assert_eq!(
+            errors("\nfrom subprocess import run as r"),
+            vec!["Line 2: import from 'subprocess' is not allowed"]
+        );
+        assert_eq!(errors("import io"), vec!["Line 1: import of 'io' is not allowed"], "io is blocked");
+        for name in BLOCKED_IMPORTS {
+            assert_eq!(errors(&format!("import {name}")), vec![format!("Line 1: import of '{name}' is not allowed")]);
+        }
+    }
+
+    #[test]
+    fn other_imports_must_be_on_the_allowed_list() {
+        assert_eq!(
+            errors("import requests"),
+            vec!["Line 1: import of 'requests' is not in the allowed imports list"]
+        );
+        assert_eq!(
+            errors("from app.models import Alert"),
+            vec!["Line 1: import from 'app.models' is not in the allowed imports list"]
+        );
+        assert_eq!(errors("import app"), vec!["Line 1: import of 'app' is not in the allowed imports list"]);
+        assert_eq!(
+            errors("from . import sibling"),
+            vec!["Line 1: import from '' is not in the allowed imports list"]
+        );
+        assert_eq!(errors("from app.workflows import context"), Vec::<String>::new());
+        assert_eq!(errors("import app.workflows.context.x"), Vec::<String>::new());
+        for name in ALLOWED_IMPORTS {
+            assert_eq!(errors(&format!("import {name}")), Vec::<String>::new(), "{name}");
+        }
+    }
+
+    #[test]
+    fn one_error_per_offending_alias() {
+        assert_eq!(
+            errors("import json, os, requests"),
+            vec![
+                "Line 1: import of 'os' is not allowed",
+                "Line 1: import of 'requests' is not in the allowed imports list",
+            ]
+        );
+    }
+
+    #[test]
+    fn imports_anywhere_in_the_tree_are_checked_in_breadth_first_order() {
+        let code = "async def run(ctx):\n    if True:\n        import pickle\n    import sys\n\
+                    import os\n";
+        // ast.walk is breadth-first: `import os` (depth 1) before `import sys` (depth 2)
+        // before `import pickle` (depth 3).
+        assert_eq!(
+            validate_code(code),
+            vec![
+                "Line 5: import of 'os' is not allowed",
+                "Line 4: import of 'sys' is not allowed",
+                "Line 3: import of 'pickle' is not allowed",
+            ]
+        );
+        let code = "try:\n    pass\nexcept Exception:\n    import shutil\n\
+                    with x as y:\n    import pty\nmatch v:\n    case 1:\n        import gc\n";
+        assert_eq!(
+            errors(code),
+            vec![
+                "Line 6: import of 'pty' is not allowed",
+                "Line 4: import of 'shutil' is not allowed",
+                "Line 9: import of 'gc' is not allowed",
+            ]
+        );
+    }
+
+    #[test]
+    fn bare_builtin_calls_report_the_line_not_the_column() {
+        assert_eq!(
+            errors("\n\nx = 1 + eval('2')"),
+            vec!["Line 3: use of 'eval' is not allowed"]
+        );
+        for name in BLOCKED_BUILTINS {
+            assert_eq!(errors(&format!("{name}('x')")), vec![format!("Line 1: use of '{name}' is not allowed")]);
+        }
+    }
+
+    #[test]
+    fn builtin_calls_are_found_in_every_nested_position() {
+        let places = [
+            "f(key=exec('1'))",
+            "[exec(i) for i in y]",
+            "[i for i in exec(y)]",
+            "{i: 1 for i in y if exec(i)}",
+            "def f(a=exec('1')):\n    pass",
+            "def f(a: exec('1')):\n    pass",
+            "def f(*, a=exec('1')):\n    pass",
+            "with exec('1'):\n    pass",
+            "match v:\n    case 1 if exec('1'):\n        pass",
+            "try:\n    pass\nexcept exec('1'):\n    pass",
+            "lambda: exec('1')",
+            "@exec('1')\ndef f():\n    pass",
+            "async def g():\n    await exec('1')",
+            "f'{exec(1)}'",
+        ];
+        for place in places {
+            let errs = errors(place);
+            assert_eq!(errs.len(), 1, "{place}: {errs:?}");
+            assert!(errs[0].ends_with("use of 'exec' is not allowed"), "{place}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn attribute_calls_and_references_are_not_detected_as_calseta() {
+        assert_eq!(errors("import builtins as b\nb.open('x')").len(), 1, "only the import");
+        assert_eq!(errors("x = open"), Vec::<String>::new());
+        assert_eq!(errors("obj.eval('1')"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn error_order_is_run_then_imports_then_builtins() {
+        let code = "eval('1')\nimport os\n";
+        assert_eq!(
+            validate_code(code),
+            vec![
+                "Workflow code must define an async function named 'run'",
+                "Line 2: import of 'os' is not allowed",
+                "Line 1: use of 'eval' is not allowed",
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_python_311_syntax() {
+        let code = "async def run(ctx):\n    x = 1\n    s = f'{x=} {x!r:>10}'\n    \
+                    match x:\n        case {'a': 1} | [1, *_]:\n            pass\n    \
+                    try:\n        pass\n    except* ValueError:\n        pass\n    \
+                    with (open_a() as a, open_b() as b):\n        pass\n";
+        assert_eq!(validate_code(code), Vec::<String>::new());
+    }
+
+    #[test]
+    fn line_index_maps_offsets() {
+        let idx = LineIndex::new("ab\ncd\n\nef");
+        assert_eq!(idx.line_of(0), 1);
+        assert_eq!(idx.line_of(2), 1);
+        assert_eq!(idx.line_of(3), 2);
+        assert_eq!(idx.line_of(6), 3);
+        assert_eq!(idx.line_of(7), 4);
+    }
+}

@@ -22,6 +22,30 @@ import types
 import urllib.parse
 import uuid as _uuid
 
+
+
+def _close_exec():
+    """Install the parent's "execve/execveat -> EPERM" seccomp filter (argv[1], hex of
+    struct sock_filter[]). Our own exec of this interpreter was the last one allowed; a
+    failure here ends the process, and the parent then refuses to use the sandbox."""
+    import ctypes
+
+    program = bytes.fromhex(sys.argv[1])
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.addressof(buffer))
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_seccomp, seccomp_mode_filter = 22, 2
+    if libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(fprog), 0, 0) != 0:
+        os._exit(70)
+
+
+_close_exec()
+del sys.argv[1:]
+
 _proto_in = sys.stdin.buffer
 _proto_out = sys.stdout.buffer
 # print() in workflow code goes to stderr (drained and capped by the parent), never into the
@@ -521,8 +545,10 @@ def _probe(_job):
     attempt("fork", lambda: os._exit(0) if os.fork() == 0 else None)
     attempt("exec", lambda: os.execv("/bin/sh", ["/bin/sh", "-c", "true"]))
     attempt("kill_parent", lambda: os.kill(os.getppid(), 0))
+    attempt("exec_self", lambda: os.execv(sys.executable, [sys.executable, "-c", "pass"]))
     # CPython's C-locale coercion (PEP 538) sets LC_CTYPE itself; nothing else may be there.
-    findings["environ_empty"] = set(os.environ) <= {"LC_CTYPE"}
+    # MALLOC_ARENA_MAX is set by the parent.
+    findings["environ_empty"] = set(os.environ) <= {"LC_CTYPE", "MALLOC_ARENA_MAX"}
     return {"op": "probed", "findings": findings}
 
 

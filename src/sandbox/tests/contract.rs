@@ -223,3 +223,25 @@ async fn each_interpreter_serves_one_run_only() {
         assert_eq!(outcome.message, "0", "state leaked between runs: {outcome:?}");
     }
 }
+
+#[tokio::test]
+async fn timed_out_comes_from_the_real_timeout_and_the_log_survives_the_kill() {
+    let Some(sandbox) = sandbox().await else { return };
+    let own = "from app.workflows.context import WorkflowResult\n\
+               async def run(ctx):\n    return WorkflowResult.fail('upstream timed out')\n";
+    let outcome = run_code(&sandbox, own).await;
+    assert_eq!(outcome.message, "upstream timed out");
+    assert!(!outcome.timed_out, "a message is not a timeout");
+    assert_eq!(outcome.error_kind, None);
+
+    let slow = "import asyncio\nasync def run(ctx):\n    ctx.log.info('before sleep', step=1)\n    \
+                await asyncio.sleep(30)\n";
+    let started = std::time::Instant::now();
+    let outcome = sandbox.run(request(slow, Duration::from_millis(1500)), Arc::new(FakeHost::default())).await;
+    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
+    assert!(outcome.timed_out);
+    assert_eq!(outcome.error_kind, Some(ErrorKind::Timeout));
+    assert_eq!(outcome.message, "Workflow execution timed out after 1.5 seconds");
+    assert!(outcome.log_output.contains("\"message\":\"before sleep\""), "{}", outcome.log_output);
+    assert!(outcome.duration_ms >= 1500);
+}
