@@ -115,11 +115,12 @@ impl Runtime {
             return Ok(());
         };
         sandbox.compile_check(code).await.map_err(|message| {
-            // The sandbox's only non-syntax failure starts with this text (see Sandbox::compile_check).
-            if message.starts_with("Workflow sandbox unavailable") {
-                CompileError::Unavailable(message)
-            } else {
+            // CPython's verdict is `Syntax error: …`; anything else is the sandbox failing to
+            // serve the check (no child, protocol), which says nothing about the code.
+            if message.starts_with("Syntax error") {
                 CompileError::Syntax(message)
+            } else {
+                CompileError::Unavailable(format!("The workflow sandbox could not check the code: {message}"))
             }
         })
     }

@@ -107,6 +107,12 @@ async fn crud_versions_and_validation(backend: Backend) {
         assert!(error["error"]["details"]["errors"][0].as_str().unwrap().starts_with("Syntax error"), "{error}");
     }
 
+    // Pathological nesting is a clear 400 (CPython's parser limit), never a crash.
+    let deep = format!("from app.workflows.context import WorkflowResult\nasync def run(ctx):\n    return {}1{}\n", "(".repeat(5000), ")".repeat(5000));
+    let response = server.post_json("/v1/workflows", key, &json!({"name": "deep", "code": deep})).await;
+    assert_eq!(response.status(), 400, "{}", response.text().await.unwrap());
+    assert_eq!(server.get("/v1/workflows?page_size=1", key).await.status(), 200, "the server survived");
+
     // Versioning: every PATCH with code snapshots the previous code, even identical code.
     for _ in 0..2 {
         let patched = body(server.patch_json(&format!("/v1/workflows/{uuid}"), key, &json!({"code": OK_CODE})).await).await;
