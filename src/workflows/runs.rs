@@ -25,7 +25,28 @@ pub const WORKFLOW_EXECUTED: &str = "workflow_executed";
 /// once), each recording its own outcome; `task` picks the job function.
 pub async fn handle_batch(state: AppState, claimed: Claimed, task: &'static str) -> Vec<Outcome> {
     let worker = claimed.worker;
-    let jobs = claimed.jobs.into_iter().map(|job| {
+    let mut jobs = claimed.jobs;
+    let mut outcomes = Vec::new();
+    // The registry claims up to 64 jobs at once and gives the batch one lease; runs last
+    // seconds to minutes, so only as many as can execute at once are kept and the rest go back
+    // to the queue untouched (reported handled, so the runner records nothing for them).
+    let keep = state.settings.workflow_max_concurrent_runs.max(1);
+    if task == EXECUTE_WORKFLOW_RUN && jobs.len() > keep {
+        let extra = jobs.split_off(keep);
+        let returned: Vec<i64> = extra.iter().map(|job| job.id).collect();
+        match crate::jobs::store::release(&state.db, &returned, &worker).await {
+            Ok(()) => {
+                outcomes.extend(returned.iter().map(|id| (*id, Ok(()))));
+                state.wakeup.job_enqueued();
+            }
+            // Runs have one attempt: rather run them late in this batch than fail them.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not return surplus workflow runs to the queue; running them in this batch");
+                jobs.extend(extra);
+            }
+        }
+    }
+    let jobs = jobs.into_iter().map(|job| {
         let state = state.clone();
         let worker = worker.clone();
         async move {
@@ -36,7 +57,8 @@ pub async fn handle_batch(state: AppState, claimed: Claimed, task: &'static str)
             (job.id, result)
         }
     });
-    futures::future::join_all(jobs).await
+    outcomes.extend(futures::future::join_all(jobs).await);
+    outcomes
 }
 
 fn iso(at: chrono::DateTime<chrono::Utc>) -> String {

@@ -224,7 +224,7 @@ async fn gate_table_and_approval_requests(backend: Backend) {
 dual!(gate_table_and_approval_requests);
 
 async fn runs_success_failure_timeout_unknown_indicator(backend: Backend) {
-    let server = builder(backend).start().await;
+    let server = builder(backend).env("WORKFLOW_MAX_CONCURRENT_RUNS", "2").start().await;
     if !sandbox_ok(&server, "runs_success_failure_timeout_unknown_indicator").await {
         return;
     }
@@ -272,6 +272,20 @@ async fn runs_success_failure_timeout_unknown_indicator(backend: Backend) {
     expect_error(server.get(&format!("/v1/workflow-runs?workflow_uuid={}", uuid::Uuid::new_v4()), &key).await, 404, "NOT_FOUND").await;
     expect_error(server.get("/v1/workflow-runs?workflow_uuid=nope", &key).await, 422, "VALIDATION_ERROR").await;
     assert_eq!(server.db_count("SELECT COUNT(*) FROM activity_events WHERE event_type = 'workflow_executed'").await, 5);
+
+    // A burst larger than the concurrent-run limit: surplus claimed jobs go back to the queue and
+    // every run still completes exactly once.
+    let path = format!("/v1/workflows/{}/execute", ok["uuid"].as_str().unwrap());
+    let burst = (0..6).map(|_| server.post_json(&path, &key, &request));
+    for response in futures::future::join_all(burst).await {
+        assert_eq!(response.status(), 202);
+    }
+    let done = eventually(Duration::from_secs(60), || async {
+        server.db_count("SELECT COUNT(*) FROM workflow_runs WHERE status = 'success'").await == 7
+    })
+    .await;
+    assert!(done, "runs: {:?}", server.db_texts("SELECT status FROM workflow_runs").await);
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_runs WHERE attempt_count <> 1").await, 0);
 }
 dual!(runs_success_failure_timeout_unknown_indicator);
 
