@@ -318,6 +318,11 @@ async fn fake_handler(State(fake): State<Fake>, method: Method, uri: Uri, header
     let path = uri.path();
     let answer = if path == "/v1/messages" {
         fake.anthropic_answer.lock().unwrap().clone()
+    } else if path.ends_with("/oauth2/v2.0/token") {
+        json!({"access_token": "graph-token"})
+    } else if path.ends_with("/authentication/methods") {
+        json!({"value": [{"id": "pw", "@odata.type": "#microsoft.graph.passwordAuthenticationMethod"},
+                         {"id": "m1", "@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod"}]})
     } else if path.starts_with("/api/v1/users/") && method == Method::GET {
         json!({"id": "00u-okta-id"})
     } else {
@@ -336,6 +341,11 @@ async fn ctx_http_secrets_and_okta(backend: Backend) {
         .env("OKTA_DOMAIN", "example.okta.com")
         .env("OKTA_API_TOKEN", "okta-token-never-in-child")
         .env("OKTA_BASE_URL", &format!("http://127.0.0.1:{port}"))
+        .env("ENTRA_TENANT_ID", "t1")
+        .env("ENTRA_CLIENT_ID", "c1")
+        .env("ENTRA_CLIENT_SECRET", "entra-secret")
+        .env("ENTRA_LOGIN_BASE_URL", &format!("http://127.0.0.1:{port}/login"))
+        .env("ENTRA_GRAPH_BASE_URL", &format!("http://127.0.0.1:{port}/graph/v1.0"))
         .start()
         .await;
     if !sandbox_ok(&server, "ctx_http_secrets_and_okta").await {
@@ -367,7 +377,7 @@ async fn ctx_http_secrets_and_okta(backend: Backend) {
     assert_eq!(suspend["is_active"], true, "credentials were set at first seeding");
     let uuid = suspend["uuid"].as_str().unwrap();
     server.patch_json(&format!("/v1/workflows/{uuid}"), &key, &json!({"approval_mode": "never"})).await;
-    let run = execute_and_wait(&server, &key, uuid, request).await;
+    let run = execute_and_wait(&server, &key, uuid, request.clone()).await;
     assert_eq!(run["status"], "success", "{run}");
     assert_eq!(run["result"]["message"], "Suspended Okta user j.doe@example.org");
     let okta: Vec<_> = fake.hits().into_iter().filter(|(_, path, _, _)| path.starts_with("/api/v1/")).collect();
@@ -376,6 +386,21 @@ async fn ctx_http_secrets_and_okta(backend: Backend) {
         "POST /api/v1/users/00u-okta-id/lifecycle/suspend".to_owned()
     ]);
     assert!(okta.iter().all(|(_, _, h, _)| h["authorization"] == "SSWS okta-token-never-in-child"));
+
+    // Entra: client-credentials token, then Graph; password methods are kept.
+    let mfa = list["data"].as_array().unwrap().iter().find(|w| w["name"] == "Entra — Force MFA Re-registration").unwrap().clone();
+    let uuid = mfa["uuid"].as_str().unwrap();
+    server.patch_json(&format!("/v1/workflows/{uuid}"), &key, &json!({"approval_mode": "never"})).await;
+    let run = execute_and_wait(&server, &key, uuid, json!({"indicator_type": "account", "indicator_value": "j.doe@example.org"})).await;
+    assert_eq!(run["result"]["message"], "Forced MFA re-registration for j.doe@example.org", "{run}");
+    let entra: Vec<_> = fake.hits().into_iter().filter(|(_, path, _, _)| path.starts_with("/login") || path.starts_with("/graph")).collect();
+    assert_eq!(entra.iter().map(|(m, p, _, _)| format!("{m} {p}")).collect::<Vec<_>>(), vec![
+        "POST /login/t1/oauth2/v2.0/token".to_owned(),
+        "GET /graph/v1.0/users/j.doe@example.org/authentication/methods".to_owned(),
+        "DELETE /graph/v1.0/users/j.doe@example.org/authentication/methods/m1".to_owned(),
+    ]);
+    assert!(entra[0].3.contains("client_secret=entra-secret") && entra[0].3.contains("grant_type=client_credentials"));
+    assert!(entra[1..].iter().all(|(_, _, h, _)| h["authorization"] == "Bearer graph-token"));
 
     // A secret name that is a server setting is refused at start-up.
     let dir = tempfile::tempdir().unwrap();
