@@ -23,21 +23,23 @@ type SpawnJob = Box<dyn FnOnce() + Send>;
 
 /// The thread every child is forked from.
 pub(crate) struct Spawner {
-    jobs: std::sync::Mutex<std_mpsc::Sender<SpawnJob>>,
+    jobs: std_mpsc::Sender<SpawnJob>,
 }
 
 impl Spawner {
     pub fn new() -> io::Result<Self> {
         let handle = tokio::runtime::Handle::current();
         let (tx, rx) = std_mpsc::channel::<SpawnJob>();
-        std::thread::Builder::new().name("sandbox-spawner".into()).spawn(move || {
-            // tokio's process driver (SIGCHLD, pipes) needs the runtime context.
-            let _runtime = handle.enter();
-            for job in rx {
-                job();
-            }
-        })?;
-        Ok(Spawner { jobs: std::sync::Mutex::new(tx) })
+        std::thread::Builder::new()
+            .name("sandbox-spawner".into())
+            .spawn(move || {
+                // tokio's process driver (SIGCHLD, pipes) needs the runtime context.
+                let _runtime = handle.enter();
+                for job in rx {
+                    job();
+                }
+            })?;
+        Ok(Spawner { jobs: tx })
     }
 
     async fn spawn(&self, mut cmd: Command) -> io::Result<tokio::process::Child> {
@@ -46,11 +48,10 @@ impl Spawner {
             let _ = tx.send(cmd.spawn());
         });
         self.jobs
-            .lock()
-            .map_err(|_| io::Error::other("sandbox spawner poisoned"))?
             .send(job)
             .map_err(|_| io::Error::other("sandbox spawner stopped"))?;
-        rx.await.map_err(|_| io::Error::other("sandbox spawner stopped"))?
+        rx.await
+            .map_err(|_| io::Error::other("sandbox spawner stopped"))?
     }
 }
 
@@ -63,7 +64,11 @@ pub(crate) struct Launcher {
 
 impl Launcher {
     pub fn new(interpreter: Interpreter, layers: Layers) -> io::Result<Self> {
-        Ok(Launcher { interpreter, layers: Arc::new(layers), spawner: Spawner::new()? })
+        Ok(Launcher {
+            interpreter,
+            layers: Arc::new(layers),
+            spawner: Spawner::new()?,
+        })
     }
 
     /// Spawns a fully sandboxed interpreter running the shim and waits for its "ready" line.
@@ -93,10 +98,14 @@ impl Launcher {
             .map_err(|e| format!("cannot start the sandboxed interpreter: {e}"))?;
         let mut child = Child::new(process, max_line)?;
         match tokio::time::timeout(Duration::from_secs(20), child.lines.read_message()).await {
-            Ok(Ok(Some(msg))) if msg.get("op").and_then(|v| v.as_str()) == Some("ready") => Ok(child),
+            Ok(Ok(Some(msg))) if msg.get("op").and_then(|v| v.as_str()) == Some("ready") => {
+                Ok(child)
+            }
             Ok(Ok(other)) => {
                 let stderr = child.finish().await;
-                Err(format!("sandboxed interpreter did not start ({other:?}): {stderr}"))
+                Err(format!(
+                    "sandboxed interpreter did not start ({other:?}): {stderr}"
+                ))
             }
             Ok(Err(e)) => {
                 child.finish().await;
@@ -123,7 +132,10 @@ impl Launcher {
         unsafe {
             cmd.pre_exec(|| layers::namespaces_only_in_child());
         }
-        let mut child = spawner.spawn(cmd).await.map_err(|e| format!("unshare: {e}"))?;
+        let mut child = spawner
+            .spawn(cmd)
+            .await
+            .map_err(|e| format!("unshare: {e}"))?;
         match tokio::time::timeout(Duration::from_secs(20), child.wait()).await {
             Ok(Ok(status)) if status.success() => Ok(()),
             Ok(Ok(status)) => Err(format!("interpreter in namespaces exited with {status}")),
@@ -237,9 +249,11 @@ pub(crate) struct Child {
 impl Child {
     fn new(mut process: tokio::process::Child, max_line: usize) -> Result<Self, String> {
         let pgid = process.id().map(|id| id as libc::pid_t);
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (process.stdin.take(), process.stdout.take(), process.stderr.take())
-        else {
+        let (Some(stdin), Some(stdout), Some(stderr)) = (
+            process.stdin.take(),
+            process.stdout.take(),
+            process.stderr.take(),
+        ) else {
             return Err("sandboxed interpreter has no pipes".into());
         };
         Ok(Child {
@@ -251,7 +265,12 @@ impl Child {
                 line: Vec::new(),
                 max_line,
             },
-            stderr: StderrTail { stderr, open: true, total: 0, tail: Vec::new() },
+            stderr: StderrTail {
+                stderr,
+                open: true,
+                total: 0,
+                tail: Vec::new(),
+            },
         })
     }
 

@@ -74,7 +74,11 @@ impl Interpreter {
         let report: Report = serde_json::from_slice(&output.stdout)
             .map_err(|e| format!("unexpected answer from {}: {e}", program.display()))?;
         if !report.version.starts_with("3.") {
-            return Err(format!("{} is Python {}, not 3.x", program.display(), report.version));
+            return Err(format!(
+                "{} is Python {}, not 3.x",
+                program.display(),
+                report.version
+            ));
         }
         let executable = PathBuf::from(&report.executable)
             .canonicalize()
@@ -86,9 +90,8 @@ impl Interpreter {
         read.extend(report.dynload.map(PathBuf::from));
         read.extend(report.libdir.map(PathBuf::from));
         read.extend(SYSTEM_READ.iter().map(PathBuf::from));
-        let exec = existing(
-            std::iter::once(executable.clone()).chain(LOADERS.iter().map(PathBuf::from)),
-        );
+        let exec =
+            existing(std::iter::once(executable.clone()).chain(LOADERS.iter().map(PathBuf::from)));
         Ok(Interpreter {
             executable,
             version: report.version,

@@ -71,9 +71,11 @@ impl Layers {
     pub fn build(interp: &Interpreter, limits: Limits, namespaces: bool) -> Result<Self, String> {
         let abi_version = landlock_abi();
         if abi_version < 1 {
-            return Err("Landlock is not available in this kernel (needs Linux 5.13+ with \
+            return Err(
+                "Landlock is not available in this kernel (needs Linux 5.13+ with \
                         landlock in the LSM list)"
-                .into());
+                    .into(),
+            );
         }
         let landlock_ruleset = build_landlock(interp, abi_version)?;
         let (seccomp_deny, seccomp_clone3) = build_seccomp()?;
@@ -113,7 +115,14 @@ impl Layers {
             if self.namespaces && libc::unshare(NAMESPACE_FLAGS) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(io::Error::last_os_error());
             }
             // The parent may have died between fork and PDEATHSIG: then nobody would kill us.
@@ -152,7 +161,10 @@ pub(crate) unsafe fn namespaces_only_in_child() -> io::Result<()> {
 
 unsafe fn apply_limits(limits: &Limits) -> io::Result<()> {
     let set = |resource, soft: u64, hard: u64| -> io::Result<()> {
-        let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut current = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: plain syscalls on a stack value.
         unsafe {
             if libc::getrlimit(resource, &mut current) != 0 {
@@ -160,14 +172,21 @@ unsafe fn apply_limits(limits: &Limits) -> io::Result<()> {
             }
             // Never raise: stay under whatever hard limit the server itself runs with.
             let hard = hard.min(current.rlim_max);
-            let limit = libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard };
+            let limit = libc::rlimit {
+                rlim_cur: soft.min(hard),
+                rlim_max: hard,
+            };
             if libc::setrlimit(resource, &limit) != 0 {
                 return Err(io::Error::last_os_error());
             }
         }
         Ok(())
     };
-    set(libc::RLIMIT_AS, limits.address_space_bytes, limits.address_space_bytes)?;
+    set(
+        libc::RLIMIT_AS,
+        limits.address_space_bytes,
+        limits.address_space_bytes,
+    )?;
     // SIGXCPU at the soft limit, SIGKILL one second later.
     set(libc::RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1)?;
     set(libc::RLIMIT_FSIZE, 0, 0)?;
@@ -182,8 +201,13 @@ unsafe fn install_seccomp(program: &BpfProgram) -> io::Result<()> {
         filter: program.as_ptr() as *mut libc::sock_filter,
     };
     // SAFETY: `prog` points at a live, validated BPF program; no_new_privs is already set.
-    if unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const _) }
-        != 0
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const _,
+        )
+    } != 0
     {
         return Err(io::Error::last_os_error());
     }
@@ -204,9 +228,13 @@ fn build_landlock(interp: &Interpreter, abi_version: i32) -> Result<OwnedFd, Str
         _ => ABI::V7,
     };
     let err = |e: landlock::RulesetError| format!("Landlock ruleset: {e}");
-    let mut ruleset = Ruleset::default().handle_access(AccessFs::from_all(abi)).map_err(err)?;
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(err)?;
     if abi_version >= 4 {
-        ruleset = ruleset.handle_access(AccessNet::from_all(abi)).map_err(err)?;
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(abi))
+            .map_err(err)?;
     }
     if abi_version >= 6 {
         ruleset = ruleset.scope(Scope::from_all(abi)).map_err(err)?;
@@ -381,8 +409,12 @@ fn build_seccomp() -> Result<(BpfProgram, BpfProgram), String> {
     deny.insert(
         libc::SYS_prctl,
         vec![
-            SeccompRule::new(vec![cond(0, SeccompCmpOp::Eq, libc::PR_SET_PDEATHSIG as u64)?])
-                .map_err(err)?,
+            SeccompRule::new(vec![cond(
+                0,
+                SeccompCmpOp::Eq,
+                libc::PR_SET_PDEATHSIG as u64,
+            )?])
+            .map_err(err)?,
         ],
     );
     let deny_filter = SeccompFilter::new(

@@ -206,14 +206,24 @@ impl Sandbox {
             Err(status) => (status, None),
         };
         if let Some(launcher) = launcher.as_ref().filter(|_| settings.pool_size > 0) {
-            tokio::spawn(fill_pool(Arc::clone(launcher), tx, settings.max_message_bytes));
+            tokio::spawn(fill_pool(
+                Arc::clone(launcher),
+                tx,
+                settings.max_message_bytes,
+            ));
         }
         if !status.available {
             tracing::warn!(reason = ?status.reason, "workflow sandbox unavailable");
         }
         let slots = Semaphore::new(settings.max_concurrent_runs.max(1));
         Sandbox {
-            inner: Arc::new(Inner { settings, status, launcher, pool: Mutex::new(rx), slots }),
+            inner: Arc::new(Inner {
+                settings,
+                status,
+                launcher,
+                pool: Mutex::new(rx),
+                slots,
+            }),
         }
     }
 
@@ -236,7 +246,15 @@ impl Sandbox {
             Ok(Err(reason)) => return run::unavailable(&reason, started),
             Err(_) => return run::timed_out(req.timeout, String::new(), started),
         };
-        run::execute(&mut child, &self.inner.settings, req, host, started, deadline).await
+        run::execute(
+            &mut child,
+            &self.inner.settings,
+            req,
+            host,
+            started,
+            deadline,
+        )
+        .await
     }
 
     /// CPython `compile()` of `code` inside a sandboxed interpreter (the save-time check that
@@ -246,8 +264,10 @@ impl Sandbox {
         let Ok(_slot) = self.inner.slots.acquire().await else {
             return Err("Workflow sandbox unavailable: shutting down".into());
         };
-        let mut child =
-            self.checkout().await.map_err(|r| format!("Workflow sandbox unavailable: {r}"))?;
+        let mut child = self
+            .checkout()
+            .await
+            .map_err(|r| format!("Workflow sandbox unavailable: {r}"))?;
         run::compile(&mut child, code).await
     }
 
@@ -267,7 +287,9 @@ impl Sandbox {
                 }
             }
         }
-        launcher.spawn_ready(self.inner.settings.max_message_bytes).await
+        launcher
+            .spawn_ready(self.inner.settings.max_message_bytes)
+            .await
     }
 }
 
@@ -275,7 +297,9 @@ impl Sandbox {
 async fn fill_pool(launcher: Arc<Launcher>, tx: mpsc::Sender<Child>, max_line: usize) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let Ok(permit) = tx.reserve().await else { return };
+        let Ok(permit) = tx.reserve().await else {
+            return;
+        };
         match launcher.spawn_ready(max_line).await {
             Ok(child) => {
                 permit.send(child);
@@ -292,14 +316,30 @@ async fn fill_pool(launcher: Arc<Launcher>, tx: mpsc::Sender<Child>, max_line: u
 }
 
 /// Resolves the interpreter, builds the layers and proves them with a probe child.
-async fn prepare(settings: &SandboxSettings) -> Result<(SandboxStatus, Arc<Launcher>), SandboxStatus> {
-    let unavailable = |reason: String, layers: Vec<(&'static str, bool)>, interp: Option<String>| {
-        SandboxStatus { available: false, layers, reason: Some(reason), interpreter: interp }
-    };
+async fn prepare(
+    settings: &SandboxSettings,
+) -> Result<(SandboxStatus, Arc<Launcher>), SandboxStatus> {
+    let unavailable =
+        |reason: String, layers: Vec<(&'static str, bool)>, interp: Option<String>| SandboxStatus {
+            available: false,
+            layers,
+            reason: Some(reason),
+            interpreter: interp,
+        };
     let interpreter = Interpreter::resolve(settings.python.clone())
         .await
-        .map_err(|e| unavailable(format!("no usable Python interpreter: {e}"), Vec::new(), None))?;
-    let label = Some(format!("{} ({})", interpreter.executable.display(), interpreter.version));
+        .map_err(|e| {
+            unavailable(
+                format!("no usable Python interpreter: {e}"),
+                Vec::new(),
+                None,
+            )
+        })?;
+    let label = Some(format!(
+        "{} ({})",
+        interpreter.executable.display(),
+        interpreter.version
+    ));
     let namespaces_error = if settings.namespaces {
         Launcher::namespaces_work(&interpreter).await.err()
     } else {
@@ -324,18 +364,25 @@ async fn prepare(settings: &SandboxSettings) -> Result<(SandboxStatus, Arc<Launc
     };
     let built = Layers::build(&interpreter, limits, namespaces)
         .map_err(|e| unavailable(e, base_layers(false, abi >= 1, false), label.clone()))?;
-    let launcher = Arc::new(
-        Launcher::new(interpreter, built)
-            .map_err(|e| unavailable(e.to_string(), base_layers(false, false, false), label.clone()))?,
-    );
-    let findings = run::probe(&launcher, settings.max_message_bytes).await.map_err(|e| {
+    let launcher = Arc::new(Launcher::new(interpreter, built).map_err(|e| {
         unavailable(
-            format!("a sandboxed interpreter could not start (a required layer may be refused \
-                     by this host): {e}"),
+            e.to_string(),
             base_layers(false, false, false),
             label.clone(),
         )
-    })?;
+    })?);
+    let findings = run::probe(&launcher, settings.max_message_bytes)
+        .await
+        .map_err(|e| {
+            unavailable(
+                format!(
+                    "a sandboxed interpreter could not start (a required layer may be refused \
+                     by this host): {e}"
+                ),
+                base_layers(false, false, false),
+                label.clone(),
+            )
+        })?;
     let (seccomp, landlock, problems) = run::judge_probe(&findings);
     let available = seccomp && landlock && problems.is_empty();
     let reason = if !available {
@@ -349,5 +396,9 @@ async fn prepare(settings: &SandboxSettings) -> Result<(SandboxStatus, Arc<Launc
         reason,
         interpreter: label,
     };
-    if available { Ok((status, launcher)) } else { Err(status) }
+    if available {
+        Ok((status, launcher))
+    } else {
+        Err(status)
+    }
 }

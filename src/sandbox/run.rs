@@ -18,6 +18,9 @@ enum End {
     Eof,
     LogFlood,
     OutputFlood,
+    /// One protocol line over `max_message_bytes`: raw output without newlines, or an
+    /// oversized result or request.
+    MessageTooLarge,
     Protocol(String),
 }
 
@@ -32,7 +35,10 @@ pub(super) fn unavailable(reason: &str, started: Instant) -> RunOutcome {
 
 pub(super) fn timed_out(timeout: Duration, log_output: String, started: Instant) -> RunOutcome {
     failure(
-        format!("Workflow execution timed out after {} seconds", seconds(timeout)),
+        format!(
+            "Workflow execution timed out after {} seconds",
+            seconds(timeout)
+        ),
         ErrorKind::Timeout,
         log_output,
         started,
@@ -53,7 +59,11 @@ fn failure(message: String, kind: ErrorKind, log_output: String, started: Instan
 
 /// `60` for whole seconds (Calseta's integer setting), else `2.5`.
 fn seconds(d: Duration) -> String {
-    if d.subsec_nanos() == 0 { d.as_secs().to_string() } else { format!("{}", d.as_secs_f64()) }
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{}", d.as_secs_f64())
+    }
 }
 
 pub(super) async fn execute(
@@ -103,20 +113,39 @@ pub(super) async fn execute(
             died(status, &tail, settings, log, started)
         }
         End::LogFlood => failure(
-            format!("Workflow log output exceeded {} bytes", settings.log_max_bytes),
+            format!(
+                "Workflow log output exceeded {} bytes",
+                settings.log_max_bytes
+            ),
             ErrorKind::LogFlood,
             log,
             started,
         ),
-        End::OutputFlood => failure(
-            format!("Workflow output exceeded {} bytes", settings.output_max_bytes),
+        End::MessageTooLarge => failure(
+            format!(
+                "Workflow output exceeded the {}-byte message limit (result, request or raw \
+                 output too large)",
+                settings.max_message_bytes
+            ),
             ErrorKind::OutputFlood,
             log,
             started,
         ),
-        End::Protocol(e) => {
-            failure(format!("Workflow sandbox protocol error: {e}"), ErrorKind::Protocol, log, started)
-        }
+        End::OutputFlood => failure(
+            format!(
+                "Workflow output exceeded {} bytes",
+                settings.output_max_bytes
+            ),
+            ErrorKind::OutputFlood,
+            log,
+            started,
+        ),
+        End::Protocol(e) => failure(
+            format!("Workflow sandbox protocol error: {e}"),
+            ErrorKind::Protocol,
+            log,
+            started,
+        ),
     };
     child.finish().await;
     outcome
@@ -130,10 +159,17 @@ fn died(
     started: Instant,
 ) -> RunOutcome {
     use std::os::unix::process::ExitStatusExt;
-    let detail = if stderr_tail.is_empty() { String::new() } else { format!("\n{stderr_tail}") };
+    let detail = if stderr_tail.is_empty() {
+        String::new()
+    } else {
+        format!("\n{stderr_tail}")
+    };
     match status.and_then(|s| s.signal()) {
         Some(libc::SIGXCPU) => failure(
-            format!("Workflow exceeded CPU time limit ({} seconds)", settings.cpu_seconds),
+            format!(
+                "Workflow exceeded CPU time limit ({} seconds)",
+                settings.cpu_seconds
+            ),
             ErrorKind::Cpu,
             log,
             started,
@@ -145,7 +181,10 @@ fn died(
             started,
         ),
         None if stderr_tail.contains("MemoryError") => failure(
-            format!("Workflow exceeded memory limit ({}MB)", settings.max_memory_mb),
+            format!(
+                "Workflow exceeded memory limit ({}MB)",
+                settings.max_memory_mb
+            ),
             ErrorKind::Memory,
             log,
             started,
@@ -153,7 +192,9 @@ fn died(
         None => failure(
             format!(
                 "Workflow process exited without a result ({}){detail}",
-                status.map(|s| s.to_string()).unwrap_or_else(|| "status unknown".into())
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "status unknown".into())
             ),
             ErrorKind::Crash,
             log,
@@ -163,9 +204,10 @@ fn died(
 }
 
 fn from_result(result: Map<String, Value>, log: String, started: Instant) -> RunOutcome {
-    let (Some(success), Some(message)) =
-        (result.get("success").and_then(Value::as_bool), result.get("message").and_then(Value::as_str))
-    else {
+    let (Some(success), Some(message)) = (
+        result.get("success").and_then(Value::as_bool),
+        result.get("message").and_then(Value::as_str),
+    ) else {
         return failure(
             "Workflow sandbox protocol error: malformed result".into(),
             ErrorKind::Protocol,
@@ -217,7 +259,7 @@ async fn converse(
         let msg = match msg {
             Ok(Some(msg)) => msg,
             Ok(None) | Err(ReadError::Io(_)) => return End::Eof,
-            Err(ReadError::TooLong) => return End::OutputFlood,
+            Err(ReadError::TooLong) => return End::MessageTooLarge,
             Err(e @ ReadError::Malformed(_)) => return End::Protocol(e.to_string()),
         };
         let op = msg.get("op").and_then(Value::as_str).unwrap_or_default();
@@ -243,7 +285,9 @@ async fn converse(
                 let Some(name) = msg.get("name").and_then(Value::as_str) else {
                     return End::Protocol("secret request without a name".into());
                 };
-                Ok(host.secret(name.to_string()).await.map(Value::String).unwrap_or(Value::Null))
+                guarded(host.secret(name.to_string()))
+                    .await
+                    .map(|secret| secret.map(Value::String).unwrap_or(Value::Null))
             }
             "integration" => {
                 let (Some(name), Some(method)) = (
@@ -253,7 +297,9 @@ async fn converse(
                     return End::Protocol("integration request without name/method".into());
                 };
                 let args = msg.get("args").cloned().unwrap_or(Value::Null);
-                host.integration(name.to_string(), method.to_string(), args).await
+                guarded(host.integration(name.to_string(), method.to_string(), args))
+                    .await
+                    .and_then(|reply| reply)
             }
             other => return End::Protocol(format!("unknown request '{other}'")),
         };
@@ -268,13 +314,27 @@ async fn converse(
     }
 }
 
+/// A panicking host call becomes an error for the workflow: a run never panics the caller.
+async fn guarded<T>(call: impl std::future::Future<Output = T>) -> Result<T, String> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(call)
+        .catch_unwind()
+        .await
+        .map_err(|_| "internal error in the workflow host".to_string())
+}
+
 fn parse_http(msg: &Map<String, Value>, run_timeout: Duration) -> Result<HttpCall, String> {
     let text = |key: &str| msg.get(key).and_then(Value::as_str).map(str::to_string);
     let (Some(method), Some(url)) = (text("method"), text("url")) else {
         return Err("http request without method/url".into());
     };
     let mut headers = Vec::new();
-    for pair in msg.get("headers").and_then(Value::as_array).into_iter().flatten() {
+    for pair in msg
+        .get("headers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         match pair.as_array().map(Vec::as_slice) {
             Some([Value::String(k), Value::String(v)]) => headers.push((k.clone(), v.clone())),
             _ => return Err("http header is not a [name, value] pair".into()),
@@ -290,7 +350,13 @@ fn parse_http(msg: &Map<String, Value>, run_timeout: Duration) -> Result<HttpCal
         .and_then(Value::as_f64)
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .map_or(run_timeout, |t| t.min(run_timeout));
-    Ok(HttpCall { method, url, headers, body, timeout })
+    Ok(HttpCall {
+        method,
+        url,
+        headers,
+        body,
+        timeout,
+    })
 }
 
 async fn http(call: HttpCall, req: &RunRequest, host: &dyn HostApi) -> Result<Value, String> {
@@ -301,7 +367,7 @@ async fn http(call: HttpCall, req: &RunRequest, host: &dyn HostApi) -> Result<Va
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string().into_bytes(),
         },
-        None => host.http(call).await?,
+        None => guarded(host.http(call)).await??,
     };
     Ok(json!({
         "status": reply.status,
@@ -312,7 +378,10 @@ async fn http(call: HttpCall, req: &RunRequest, host: &dyn HostApi) -> Result<Va
 
 /// Sends one non-run job and waits (10 s) for its single reply.
 async fn one_shot(child: &mut Child, job: Value) -> Result<Map<String, Value>, String> {
-    child.send(&job).await.map_err(|e| format!("cannot reach the interpreter: {e}"))?;
+    child
+        .send(&job)
+        .await
+        .map_err(|e| format!("cannot reach the interpreter: {e}"))?;
     let reply = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             tokio::select! {
@@ -341,7 +410,10 @@ pub(super) async fn compile(child: &mut Child, code: &str) -> Result<(), String>
 }
 
 /// Start-up self-test in a fully sandboxed child.
-pub(super) async fn probe(launcher: &Launcher, max_line: usize) -> Result<Map<String, Value>, String> {
+pub(super) async fn probe(
+    launcher: &Launcher,
+    max_line: usize,
+) -> Result<Map<String, Value>, String> {
     let mut child = launcher.spawn_ready(max_line).await?;
     let reply = one_shot(&mut child, json!({"op": "probe"})).await?;
     match reply.get("findings") {
@@ -353,7 +425,10 @@ pub(super) async fn probe(launcher: &Launcher, max_line: usize) -> Result<Map<St
 /// (seccomp in force, Landlock in force, every failed expectation).
 pub(super) fn judge_probe(findings: &Map<String, Value>) -> (bool, bool, Vec<String>) {
     let denied = |key: &str| {
-        findings.get(key).and_then(Value::as_str).is_some_and(|v| v.starts_with("denied:"))
+        findings
+            .get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.starts_with("denied:"))
     };
     let mut problems = Vec::new();
     for (key, what) in [
@@ -383,7 +458,15 @@ mod tests {
 
     fn findings(overrides: &[(&str, Value)]) -> Map<String, Value> {
         let mut map = Map::new();
-        for key in ["socket_inet", "fork", "read_passwd", "write_tmp", "exec", "exec_self", "kill_parent"] {
+        for key in [
+            "socket_inet",
+            "fork",
+            "read_passwd",
+            "write_tmp",
+            "exec",
+            "exec_self",
+            "kill_parent",
+        ] {
             map.insert(key.into(), json!("denied:1"));
         }
         map.insert("environ_empty".into(), json!(true));
@@ -400,10 +483,12 @@ mod tests {
 
     #[test]
     fn any_allowed_action_fails_the_probe_and_is_named() {
-        let (seccomp, landlock, problems) = judge_probe(&findings(&[("socket_inet", json!("allowed"))]));
+        let (seccomp, landlock, problems) =
+            judge_probe(&findings(&[("socket_inet", json!("allowed"))]));
         assert!(!seccomp && landlock);
         assert_eq!(problems, vec!["an AF_INET socket could be created"]);
-        let (seccomp, landlock, problems) = judge_probe(&findings(&[("read_passwd", json!("allowed"))]));
+        let (seccomp, landlock, problems) =
+            judge_probe(&findings(&[("read_passwd", json!("allowed"))]));
         assert!(seccomp && !landlock);
         assert_eq!(problems, vec!["/etc/passwd was readable"]);
         let (_, _, problems) = judge_probe(&findings(&[("environ_empty", json!(false))]));
@@ -424,7 +509,11 @@ mod tests {
                         "body": "aGk=", "timeout": 100.0});
         let call = parse_http(ok.as_object().unwrap(), Duration::from_secs(5)).unwrap();
         assert_eq!(call.body.as_deref(), Some(&b"hi"[..]));
-        assert_eq!(call.timeout, Duration::from_secs(5), "never longer than the run");
+        assert_eq!(
+            call.timeout,
+            Duration::from_secs(5),
+            "never longer than the run"
+        );
         for bad in [
             json!({"method": "GET"}),
             json!({"method": "GET", "url": "u", "headers": [["a"]]}),
@@ -432,9 +521,17 @@ mod tests {
             json!({"method": "GET", "url": "u", "body": "***"}),
             json!({"method": "GET", "url": "u", "body": 5}),
         ] {
-            assert!(parse_http(bad.as_object().unwrap(), Duration::from_secs(5)).is_err(), "{bad}");
+            assert!(
+                parse_http(bad.as_object().unwrap(), Duration::from_secs(5)).is_err(),
+                "{bad}"
+            );
         }
         let negative = json!({"method": "GET", "url": "u", "timeout": -1});
-        assert_eq!(parse_http(negative.as_object().unwrap(), Duration::from_secs(5)).unwrap().timeout, Duration::from_secs(5));
+        assert_eq!(
+            parse_http(negative.as_object().unwrap(), Duration::from_secs(5))
+                .unwrap()
+                .timeout,
+            Duration::from_secs(5)
+        );
     }
 }

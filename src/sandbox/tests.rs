@@ -57,8 +57,15 @@ impl HostApi for FakeHost {
     ) -> BoxFuture<'_, Result<Value, String>> {
         async move {
             let fail = method == "suspend_user";
-            self.integration_calls.lock().unwrap().push((name, method, args));
-            if fail { Err("Okta returned 404: user not found".into()) } else { Ok(Value::Null) }
+            self.integration_calls
+                .lock()
+                .unwrap()
+                .push((name, method, args));
+            if fail {
+                Err("Okta returned 404: user not found".into())
+            } else {
+                Ok(Value::Null)
+            }
         }
         .boxed()
     }
@@ -71,16 +78,26 @@ pub(super) async fn sandbox_with(settings: SandboxSettings) -> Option<Sandbox> {
     if !status.available {
         // CI on a host known to have every layer sets this so that a skip cannot hide a bug.
         if std::env::var_os("CALSETA_REQUIRE_SANDBOX").is_some() {
-            panic!("sandbox unavailable but CALSETA_REQUIRE_SANDBOX is set: {:?}", status.reason);
+            panic!(
+                "sandbox unavailable but CALSETA_REQUIRE_SANDBOX is set: {:?}",
+                status.reason
+            );
         }
-        eprintln!("SKIP: workflow sandbox unavailable on this host: {:?}", status.reason);
+        eprintln!(
+            "SKIP: workflow sandbox unavailable on this host: {:?}",
+            status.reason
+        );
         return None;
     }
     Some(sandbox)
 }
 
 pub(super) async fn sandbox() -> Option<Sandbox> {
-    sandbox_with(SandboxSettings { pool_size: 1, ..SandboxSettings::default() }).await
+    sandbox_with(SandboxSettings {
+        pool_size: 1,
+        ..SandboxSettings::default()
+    })
+    .await
 }
 
 pub(super) fn ctx() -> Value {
@@ -102,16 +119,28 @@ pub(super) fn ctx() -> Value {
 }
 
 pub(super) fn request(code: &str, timeout: Duration) -> RunRequest {
-    RunRequest { code: code.to_string(), ctx_json: ctx(), timeout, mock_http: None }
+    RunRequest {
+        code: code.to_string(),
+        ctx_json: ctx(),
+        timeout,
+        mock_http: None,
+    }
 }
 
 pub(super) async fn run_code(sandbox: &Sandbox, code: &str) -> RunOutcome {
-    sandbox.run(request(code, Duration::from_secs(10)), Arc::new(FakeHost::default())).await
+    sandbox
+        .run(
+            request(code, Duration::from_secs(10)),
+            Arc::new(FakeHost::default()),
+        )
+        .await
 }
 
 #[tokio::test]
 async fn status_lists_the_layers_and_names_the_interpreter() {
-    let Some(sandbox) = sandbox().await else { return };
+    let Some(sandbox) = sandbox().await else {
+        return;
+    };
     let status = sandbox.status();
     eprintln!("sandbox status: {status:?}");
     let names: Vec<_> = status.layers.iter().map(|(name, _)| *name).collect();
@@ -124,7 +153,10 @@ async fn status_lists_the_layers_and_names_the_interpreter() {
         }
     }
     let interpreter = status.interpreter.expect("interpreter");
-    assert!(!interpreter.contains("shims"), "the pyenv shim must not be executed: {interpreter}");
+    assert!(
+        !interpreter.contains("shims"),
+        "the pyenv shim must not be executed: {interpreter}"
+    );
 }
 
 #[tokio::test]
@@ -136,13 +168,30 @@ async fn missing_interpreter_makes_the_sandbox_unavailable_and_runs_fail_classif
     .await;
     let status = sandbox.status();
     assert!(!status.available);
-    assert!(status.reason.as_deref().unwrap().contains("/nonexistent/python3"), "{status:?}");
+    assert!(
+        status
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("/nonexistent/python3"),
+        "{status:?}"
+    );
     let outcome = run_code(&sandbox, "async def run(ctx):\n    pass\n").await;
     assert!(!outcome.success);
     assert_eq!(outcome.error_kind, Some(ErrorKind::SandboxUnavailable));
-    assert!(outcome.message.starts_with("Workflow sandbox unavailable: "), "{}", outcome.message);
+    assert!(
+        outcome
+            .message
+            .starts_with("Workflow sandbox unavailable: "),
+        "{}",
+        outcome.message
+    );
     let compiled = sandbox.compile_check("x = 1").await;
-    assert!(compiled.unwrap_err().starts_with("Workflow sandbox unavailable"));
+    assert!(
+        compiled
+            .unwrap_err()
+            .starts_with("Workflow sandbox unavailable")
+    );
 }
 
 /// Figures for the report: `cargo test --lib sandbox::tests::bench_figures -- --ignored --nocapture`.
@@ -151,7 +200,11 @@ async fn missing_interpreter_makes_the_sandbox_unavailable_and_runs_fail_classif
 async fn bench_figures() {
     let trivial = "from app.workflows.context import WorkflowResult\n\
                    async def run(ctx):\n    return WorkflowResult.ok('done')\n";
-    let Some(warm) = sandbox_with(SandboxSettings { pool_size: 2, ..Default::default() }).await
+    let Some(warm) = sandbox_with(SandboxSettings {
+        pool_size: 2,
+        ..Default::default()
+    })
+    .await
     else {
         return;
     };
@@ -187,10 +240,18 @@ async fn bench_figures() {
     for task in tasks {
         times.extend(task.await.unwrap());
     }
-    eprintln!("4 concurrent: {:.1} runs/s", runs as f64 / started.elapsed().as_secs_f64());
+    eprintln!(
+        "4 concurrent: {:.1} runs/s",
+        runs as f64 / started.elapsed().as_secs_f64()
+    );
     report("4 concurrent, pool of 2", &mut times);
     drop(warm);
-    let cold = sandbox_with(SandboxSettings { pool_size: 0, ..Default::default() }).await.unwrap();
+    let cold = sandbox_with(SandboxSettings {
+        pool_size: 0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let mut times = Vec::new();
     for _ in 0..20 {
         let started = std::time::Instant::now();
@@ -203,15 +264,24 @@ async fn bench_figures() {
 fn report(label: &str, times: &mut [Duration]) {
     times.sort();
     let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
-    eprintln!("{label}: p50 {:?} p99 {:?} (n={})", pct(0.5), pct(0.99), times.len());
+    eprintln!(
+        "{label}: p50 {:?} p99 {:?} (n={})",
+        pct(0.5),
+        pct(0.99),
+        times.len()
+    );
 }
 
 pub(super) fn child_pids() -> Vec<u32> {
     let me = std::process::id().to_string();
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
         if after.split_whitespace().nth(1) == Some(me.as_str()) {
             pids.push(pid);

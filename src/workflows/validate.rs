@@ -190,7 +190,9 @@ impl Walker<'_> {
     fn check_import(&mut self, offset: usize, module: &str, from: bool) {
         let what = if from { "import from" } else { "import of" };
         if BLOCKED_IMPORTS.contains(&top_level(module)) {
-            let f = self.finding(offset, |line| format!("Line {line}: {what} '{module}' is not allowed"));
+            let f = self.finding(offset, |line| {
+                format!("Line {line}: {what} '{module}' is not allowed")
+            });
             self.imports.push(f);
         } else if !is_allowed_module(module) {
             let f = self.finding(offset, |line| {
@@ -214,7 +216,12 @@ impl Visitor for Walker<'_> {
                 ast::Stmt::ImportFrom(import) => {
                     // `from . import x` has no module name: Calseta then checks "" (rejected as
                     // not allowed). `from .x import y` is checked as `x`, as in Python's AST.
-                    let module = import.module.as_ref().map(|m| m.as_str()).unwrap_or("").to_string();
+                    let module = import
+                        .module
+                        .as_ref()
+                        .map(|m| m.as_str())
+                        .unwrap_or("")
+                        .to_string();
                     w.check_import(offset, &module, true);
                 }
                 _ => {}
@@ -245,7 +252,11 @@ impl Visitor for Walker<'_> {
 
     fn visit_arguments(&mut self, node: ast::Arguments) {
         self.nested(|w| {
-            let all = node.posonlyargs.into_iter().chain(node.args).chain(node.kwonlyargs);
+            let all = node
+                .posonlyargs
+                .into_iter()
+                .chain(node.args)
+                .chain(node.kwonlyargs);
             let mut defaults = Vec::new();
             for arg in all {
                 if let Some(default) = arg.default {
@@ -345,23 +356,42 @@ mod tests {
     fn run_must_be_a_top_level_async_def() {
         let msg = "Workflow code must define an async function named 'run'";
         assert_eq!(validate_code("def run(ctx):\n    pass\n"), vec![msg]);
-        assert_eq!(validate_code("class A:\n    async def run(self, ctx):\n        pass\n"), vec![msg]);
-        assert_eq!(validate_code("async def main(ctx):\n    async def run():\n        pass\n"), vec![msg]);
+        assert_eq!(
+            validate_code("class A:\n    async def run(self, ctx):\n        pass\n"),
+            vec![msg]
+        );
+        assert_eq!(
+            validate_code("async def main(ctx):\n    async def run():\n        pass\n"),
+            vec![msg]
+        );
         assert_eq!(validate_code(""), vec![msg]);
         assert_eq!(validate_code(RUN), Vec::<String>::new());
     }
 
     #[test]
     fn blocked_imports_are_not_allowed() {
-        assert_eq!(errors("import os"), vec!["Line 1: import of 'os' is not allowed"]);
-        assert_eq!(errors("import os.path"), vec!["Line 1: import of 'os.path' is not allowed"]);
+        assert_eq!(
+            errors("import os"),
+            vec!["Line 1: import of 'os' is not allowed"]
+        );
+        assert_eq!(
+            errors("import os.path"),
+            vec!["Line 1: import of 'os.path' is not allowed"]
+        );
         assert_eq!(
             errors("\nfrom subprocess import run as r"),
             vec!["Line 2: import from 'subprocess' is not allowed"]
         );
-        assert_eq!(errors("import io"), vec!["Line 1: import of 'io' is not allowed"], "io is blocked");
+        assert_eq!(
+            errors("import io"),
+            vec!["Line 1: import of 'io' is not allowed"],
+            "io is blocked"
+        );
         for name in BLOCKED_IMPORTS {
-            assert_eq!(errors(&format!("import {name}")), vec![format!("Line 1: import of '{name}' is not allowed")]);
+            assert_eq!(
+                errors(&format!("import {name}")),
+                vec![format!("Line 1: import of '{name}' is not allowed")]
+            );
         }
     }
 
@@ -375,15 +405,28 @@ mod tests {
             errors("from app.models import Alert"),
             vec!["Line 1: import from 'app.models' is not in the allowed imports list"]
         );
-        assert_eq!(errors("import app"), vec!["Line 1: import of 'app' is not in the allowed imports list"]);
+        assert_eq!(
+            errors("import app"),
+            vec!["Line 1: import of 'app' is not in the allowed imports list"]
+        );
         assert_eq!(
             errors("from . import sibling"),
             vec!["Line 1: import from '' is not in the allowed imports list"]
         );
-        assert_eq!(errors("from app.workflows import context"), Vec::<String>::new());
-        assert_eq!(errors("import app.workflows.context.x"), Vec::<String>::new());
+        assert_eq!(
+            errors("from app.workflows import context"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors("import app.workflows.context.x"),
+            Vec::<String>::new()
+        );
         for name in ALLOWED_IMPORTS {
-            assert_eq!(errors(&format!("import {name}")), Vec::<String>::new(), "{name}");
+            assert_eq!(
+                errors(&format!("import {name}")),
+                Vec::<String>::new(),
+                "{name}"
+            );
         }
     }
 
@@ -431,7 +474,10 @@ mod tests {
             vec!["Line 3: use of 'eval' is not allowed"]
         );
         for name in BLOCKED_BUILTINS {
-            assert_eq!(errors(&format!("{name}('x')")), vec![format!("Line 1: use of '{name}' is not allowed")]);
+            assert_eq!(
+                errors(&format!("{name}('x')")),
+                vec![format!("Line 1: use of '{name}' is not allowed")]
+            );
         }
     }
 
@@ -456,13 +502,20 @@ mod tests {
         for place in places {
             let errs = errors(place);
             assert_eq!(errs.len(), 1, "{place}: {errs:?}");
-            assert!(errs[0].ends_with("use of 'exec' is not allowed"), "{place}: {errs:?}");
+            assert!(
+                errs[0].ends_with("use of 'exec' is not allowed"),
+                "{place}: {errs:?}"
+            );
         }
     }
 
     #[test]
     fn attribute_calls_and_references_are_not_detected_as_calseta() {
-        assert_eq!(errors("import builtins as b\nb.open('x')").len(), 1, "only the import");
+        assert_eq!(
+            errors("import builtins as b\nb.open('x')").len(),
+            1,
+            "only the import"
+        );
         assert_eq!(errors("x = open"), Vec::<String>::new());
         assert_eq!(errors("obj.eval('1')"), Vec::<String>::new());
     }

@@ -100,7 +100,12 @@ mod tests {
         let mut names = std::collections::HashSet::new();
         for builtin in BUILTINS {
             assert!(names.insert(builtin.name), "duplicate {}", builtin.name);
-            assert_eq!(crate::workflows::validate_code(builtin.code), Vec::<String>::new(), "{}", builtin.name);
+            assert_eq!(
+                crate::workflows::validate_code(builtin.code),
+                Vec::<String>::new(),
+                "{}",
+                builtin.name
+            );
             assert!(["low", "medium", "high"].contains(&builtin.risk_level));
             assert!(builtin.documentation.contains("## Error Cases"));
         }
