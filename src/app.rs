@@ -76,13 +76,17 @@ pub async fn build_state(settings: Settings, db: Db) -> anyhow::Result<AppState>
     let egress = crate::egress::Egress::from_settings(&settings)
         .map_err(|e| anyhow::anyhow!("SSRF_ALLOWED_HOSTS / egress settings: {e}"))?;
     let enricher = crate::enrich::Enricher::new(&settings, cipher.clone(), egress.clone());
+    let workflows = crate::workflows::Runtime::start(&settings).await?;
+    if let Err(e) = crate::workflows::seed::seed_builtins(&db, &workflows.integrations).await {
+        tracing::error!(error = %e, "seeding the builtin workflows failed");
+    }
     let limiter = build_limiter(&settings).await?;
     let auth = Authenticator::new(
         db.clone(),
         Duration::from_secs(settings.auth_cache_refresh_seconds),
         Duration::from_secs(settings.auth_cache_ttl_seconds),
     );
-    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), egress, enricher, ingest: Default::default() }))
+    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), egress, enricher, ingest: Default::default(), workflows }))
 }
 
 /// Every background job type this binary runs: a new job is one line here (see `crate::jobs`).
@@ -95,6 +99,8 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
     );
     Registry::new()
         .register_with::<EnrichAlert>(enrich_retry)
+        .register::<crate::workflows::runs::ExecuteWorkflowRun>()
+        .register::<crate::workflows::runs::SendApprovalNotification>()
         .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)))
 }
 

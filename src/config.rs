@@ -149,6 +149,36 @@ pub struct Settings {
     // Demo data.
     #[serde(deserialize_with = "lenient_bool")]
     pub sandbox_mode: bool,
+
+    // Workflows (issue 9): the sandbox, ctx grants, integrations, the generator, approvals.
+    /// Run workflows at all. When false no sandbox is started and production may start on a
+    /// host without the sandbox's kernel layers.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub workflows_enabled: bool,
+    /// Python asked once for the real interpreter (default `python3` on PATH).
+    pub workflow_python: Option<String>,
+    /// Address-space cap of each sandboxed interpreter (MiB).
+    pub workflow_max_memory_mb: u64,
+    /// Pre-spawned single-use interpreters kept ready.
+    pub workflow_pool_size: usize,
+    /// Workflow runs executing at once per process.
+    pub workflow_max_concurrent_runs: usize,
+    /// Names (comma-separated) of environment variables `ctx.secrets.get` may return. Nothing
+    /// else is readable by workflow code; platform settings are refused.
+    pub workflow_secrets: String,
+    /// `POST /v1/workflows/generate` calls the Anthropic Messages API with this key.
+    pub anthropic_api_key: Option<String>,
+    pub anthropic_base_url: String,
+    pub workflow_generate_model: String,
+    /// Okta API origin for workflow integrations (default `https://<OKTA_DOMAIN>`).
+    pub okta_base_url: Option<String>,
+    /// Entra token and Graph origins for workflow integrations.
+    pub entra_login_base_url: String,
+    pub entra_graph_base_url: String,
+    /// Approval window when a workflow's own `approval_timeout_seconds` is 0.
+    pub approval_default_timeout_seconds: i64,
+    /// `none` (log only). Slack and Teams notifiers are not built yet and are refused.
+    pub approval_notifier: String,
 }
 
 impl Default for Settings {
@@ -221,6 +251,20 @@ impl Default for Settings {
             asset_mgmt_api_key: None,
             asset_mgmt_base_url: None,
             sandbox_mode: false,
+            workflows_enabled: true,
+            workflow_python: None,
+            workflow_max_memory_mb: 256,
+            workflow_pool_size: 2,
+            workflow_max_concurrent_runs: 4,
+            workflow_secrets: String::new(),
+            anthropic_api_key: None,
+            anthropic_base_url: "https://api.anthropic.com".into(),
+            workflow_generate_model: "claude-sonnet-4-6".into(),
+            okta_base_url: None,
+            entra_login_base_url: "https://login.microsoftonline.com".into(),
+            entra_graph_base_url: "https://graph.microsoft.com/v1.0".into(),
+            approval_default_timeout_seconds: 3600,
+            approval_notifier: "none".into(),
         }
     }
 }
@@ -291,6 +335,7 @@ const SECRET_SETTINGS: &[&str] = &[
     "INTERNAL_IP_INTEL_API_KEY",
     "HR_INSIDER_RISK_API_KEY",
     "ASSET_MGMT_API_KEY",
+    "ANTHROPIC_API_KEY",
 ];
 
 /// Settings a builtin provider's `env_var_mapping` may name (its credentials come from here, so

@@ -102,6 +102,7 @@ pub(crate) async fn send_vetted(
                 let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
                 with_default_content_type(builder, &request.headers, "application/x-www-form-urlencoded").body(encoded)
             }
+            Body::Bytes(bytes) => builder.body(bytes),
         };
         let mut response = builder.send().await.map_err(|e| classify(e, connect_timeout))?;
         if response.content_length().is_some_and(|len| len > max_bytes) {

@@ -58,6 +58,8 @@ pub enum Body {
     Empty,
     Json(serde_json::Value),
     Form(Vec<(String, String)>),
+    /// Sent as given (workflow `ctx.http` bodies); the caller's headers say what it is.
+    Bytes(Vec<u8>),
 }
 
 #[derive(Clone, Debug)]

@@ -170,7 +170,8 @@ pub async fn run(
                     let form = pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
                     Some(redact::mask_value(&Value::Object(form), &secrets))
                 }
-                egress::Body::Empty => None,
+                // Providers never send raw bytes (only workflows' ctx.http does).
+                egress::Body::Empty | egress::Body::Bytes(_) => None,
             },
             response_status_code: None,
             response_headers: None,

@@ -47,6 +47,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         "queue": if depth.is_some() { "ok" } else { "error" },
         "queue_depth": depth.unwrap_or(0),
         "enrichment_providers": providers,
+        "workflow_sandbox": state.workflows.health(),
     });
     let status = if database_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()

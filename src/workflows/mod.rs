@@ -3,6 +3,18 @@
 //! store come with the rest of issue 9; execution lives in `crate::sandbox`.
 
 pub mod builtins;
+mod gate;
+mod generate;
+mod host;
+pub mod http;
+pub mod model;
+pub mod runs;
+pub mod runtime;
+pub mod seed;
+pub mod service;
+mod store;
 pub mod validate;
+
+pub use runtime::Runtime;
 
 pub use validate::validate_code;

@@ -24,3 +24,4 @@ mod rate_limits;
 mod route_table;
 mod sources;
 mod startup;
+mod workflows;

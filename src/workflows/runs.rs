@@ -1,0 +1,204 @@
+//! The workflow jobs: `execute_workflow_run` (workflows.md §5.2) and
+//! `send_approval_notification_task` (§6.1). Each is one async function over one job's payload;
+//! each is a typed `Job`, registered in `app::job_registry`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::host::{Host, Integrations};
+use super::store::{self, RunFinish};
+use crate::activity::{self, Actor, NewEvent};
+use crate::db::now;
+use crate::jobs::{Job, JobCtx, JobError};
+use crate::sandbox::RunRequest;
+use crate::state::AppState;
+
+pub const WORKFLOWS_QUEUE: &str = "workflows";
+pub const EXECUTE_WORKFLOW_RUN: &str = "execute_workflow_run";
+pub const SEND_APPROVAL_NOTIFICATION: &str = "send_approval_notification_task";
+pub const WORKFLOW_EXECUTED: &str = "workflow_executed";
+
+/// `execute_workflow_run`: one queued run, executed in the sandbox. Runs are never retried
+/// (Calseta's max 1 attempt): every failure is the run's, recorded on it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExecuteWorkflowRun {
+    pub workflow_run_id: i64,
+}
+
+impl Job for ExecuteWorkflowRun {
+    const NAME: &'static str = EXECUTE_WORKFLOW_RUN;
+    const QUEUE: &'static str = WORKFLOWS_QUEUE;
+    const MAX_ATTEMPTS: i32 = 1;
+    /// Runs a worker claims together and executes concurrently (the sandbox's own slots bound how
+    /// many interpreters actually run at once).
+    const BATCH_SIZE: usize = 4;
+    type Context = AppState;
+
+    async fn run(self, state: AppState, job: JobCtx) -> Result<(), JobError> {
+        execute_run(&state, self.workflow_run_id, &job).await
+    }
+
+    async fn run_batch(state: AppState, jobs: Vec<(Self, JobCtx)>) -> Vec<Result<(), JobError>> {
+        let runs = jobs.into_iter().map(|(payload, job)| {
+            let state = state.clone();
+            async move { execute_run(&state, payload.workflow_run_id, &job).await }
+        });
+        futures::future::join_all(runs).await
+    }
+}
+
+/// `send_approval_notification_task` (§6.1). `decide_token_sealed` is the plaintext decide
+/// token sealed with the server's key (for the notifier's browser link); the database keeps only
+/// its hash.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendApprovalNotification {
+    pub approval_request_id: i64,
+    #[serde(default)]
+    pub decide_token_sealed: Option<String>,
+}
+
+impl Job for SendApprovalNotification {
+    const NAME: &'static str = SEND_APPROVAL_NOTIFICATION;
+    const QUEUE: &'static str = WORKFLOWS_QUEUE;
+    const MAX_ATTEMPTS: i32 = 3;
+    type Context = AppState;
+
+    async fn run(self, state: AppState, _job: JobCtx) -> Result<(), JobError> {
+        send_approval_notification(&state, self.approval_request_id).await
+    }
+}
+
+fn iso(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Executes one queued run and records it with its activity event and the job's success, in one
+/// transaction. Runs are never retried (Calseta's max 1 attempt): every failure is the run's.
+async fn execute_run(state: &AppState, run_id: i64, job: &JobCtx) -> Result<(), JobError> {
+    let Some(run) = store::run_by_id(&state.db, run_id).await? else { return Ok(()) };
+    let Some(workflow) = store::find_by_id(&state.db, run.workflow_id).await? else { return Ok(()) };
+    let clock = Instant::now();
+    let started_at = iso(now());
+    let context = run.trigger_context.as_ref().map(|c| c.0.clone()).unwrap_or_default();
+    let indicator_type = context["indicator_type"].as_str().unwrap_or_default().to_owned();
+    let indicator_value = context["indicator_value"].as_str().unwrap_or_default().to_owned();
+    let alert_id = context["alert_id"].as_i64();
+    let outcome = match store::indicator(&state.db, &indicator_type, &indicator_value).await? {
+        None => None,
+        Some(indicator) => {
+            let alert = match alert_id {
+                Some(id) => store::alert_context(&state.db, id).await?,
+                None => None,
+            };
+            let ctx_json = json!({"indicator": indicator_json(&indicator), "alert": alert.map(|a| alert_json(&a))});
+            // A run must end inside its job's lease (the runner gives a handler lease - 5 s).
+            let lease_bound = state.settings.queue_lease_seconds.max(10).saturating_sub(10).max(1);
+            let timeout = Duration::from_secs(u64::try_from(workflow.timeout_seconds.max(1)).unwrap_or(1).min(lease_bound));
+            let request = RunRequest { code: workflow.code.clone(), ctx_json, timeout, mock_http: None };
+            Some(state.workflows.run(request, Host::new(state.clone(), Integrations::Real)).await)
+        }
+    };
+    let (status, message, data, log_output) = match &outcome {
+        None => ("failed", format!("Indicator ({indicator_type}, '{indicator_value}') not found in database"), json!({}), String::new()),
+        Some(o) => {
+            let status = if o.timed_out { "timed_out" } else if o.success { "success" } else { "failed" };
+            (status, o.message.clone(), o.data.clone(), o.log_output.clone())
+        }
+    };
+    let duration_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
+    let result = json!({"success": status == "success", "message": message, "data": data});
+    let mut tx = state.db.begin().await?;
+    store::finish_run(
+        &mut tx,
+        run.id,
+        &RunFinish { status, log_output: &log_output, result, duration_ms, started_at: &started_at, completed_at: &iso(now()) },
+    )
+    .await?;
+    let references = json!({
+        "workflow_uuid": workflow.uuid,
+        "workflow_name": workflow.name,
+        "run_uuid": run.uuid,
+        "trigger_type": run.trigger_type,
+        "status": status,
+        "duration_ms": duration_ms,
+        "indicator_type": indicator_type,
+        "indicator_value": indicator_value,
+    });
+    let actor = Actor::system();
+    activity::record(
+        &mut tx,
+        NewEvent { event_type: WORKFLOW_EXECUTED, actor: &actor, alert_id, workflow_id: Some(workflow.id), detection_rule_id: None, references },
+    )
+    .await?;
+    job.complete_in(&mut tx).await?;
+    tx.commit().await?;
+    if let Some(kind) = outcome.as_ref().and_then(|o| o.error_kind) {
+        tracing::info!(workflow = %workflow.uuid, run = %run.uuid, status, error_kind = ?kind, "workflow run failed");
+    }
+    Ok(())
+}
+
+/// `APPROVAL_NOTIFIER=none`: Calseta's "none" notifier logs that nothing was sent. (Slack and
+/// Teams are refused at start-up until they exist.)
+async fn send_approval_notification(state: &AppState, id: i64) -> Result<(), JobError> {
+    if let Some(notice) = store::approval_notice(&state.db, id).await? {
+        tracing::info!(
+            approval = %notice.uuid,
+            workflow = notice.workflow_name,
+            risk = notice.risk_level,
+            notifier = notice.notifier_type,
+            channel = notice.notifier_channel.as_deref().unwrap_or(""),
+            expires_at = %notice.expires_at,
+            "approval requested; no notifier configured, no notification sent"
+        );
+    }
+    Ok(())
+}
+
+/// `ctx.indicator` (workflows.md §2.1); timestamps as ISO strings the shim turns into datetimes.
+pub fn indicator_json(i: &crate::indicators::store::IndicatorRow) -> Value {
+    json!({
+        "uuid": i.uuid,
+        "type": i.indicator_type,
+        "value": i.value,
+        "malice": i.malice,
+        "is_enriched": i.is_enriched,
+        "enrichment_results": i.enrichment_results.as_ref().map(|r| r.0.clone()),
+        "first_seen": iso(i.first_seen),
+        "last_seen": iso(i.last_seen),
+        "created_at": iso(i.created_at),
+        "updated_at": iso(i.updated_at),
+    })
+}
+
+fn alert_json(a: &store::AlertContext) -> Value {
+    json!({
+        "uuid": a.uuid,
+        "title": a.title,
+        "severity": a.severity,
+        "source_name": a.source_name,
+        "status": a.status,
+        "occurred_at": iso(a.occurred_at),
+        "tags": a.tags.0,
+        "raw_payload": a.raw_payload.0,
+    })
+}
+
+/// A synthetic indicator for the test endpoint (§7): random uuid, `Pending`, not enriched.
+pub fn synthetic_indicator(indicator_type: &str, value: &str) -> Value {
+    let at = iso(now());
+    json!({
+        "uuid": uuid::Uuid::new_v4(), "type": indicator_type, "value": value, "malice": "Pending",
+        "is_enriched": false, "enrichment_results": {}, "first_seen": at, "last_seen": at,
+        "created_at": at, "updated_at": at,
+    })
+}
+
+/// Shared with the test endpoint so both build hosts the same way.
+pub fn host(state: &AppState, integrations: Integrations) -> Arc<dyn crate::sandbox::HostApi> {
+    Host::new(state.clone(), integrations)
+}
