@@ -295,7 +295,7 @@ async fn summary_of_the_last_30_days(backend: Backend) {
     server.db_execute("UPDATE enrichment_providers SET is_active = FALSE").await;
     let first_two = "SELECT id FROM enrichment_providers ORDER BY id LIMIT 2";
     server.db_execute(&format!("UPDATE enrichment_providers SET is_active = TRUE, supported_indicator_types = '[\"ip\"]' WHERE id IN ({first_two})")).await;
-    server.db_execute(&format!("UPDATE enrichment_providers SET supported_indicator_types = '[\"ip\", \"domain\"]' WHERE id = (SELECT MIN(id) FROM enrichment_providers)")).await;
+    server.db_execute("UPDATE enrichment_providers SET supported_indicator_types = '[\"ip\", \"domain\"]' WHERE id = (SELECT MIN(id) FROM enrichment_providers)").await;
     for (name, active) in [("on", "TRUE"), ("off", "FALSE")] {
         let sql = format!(
             "INSERT INTO agent_registrations (uuid, name, endpoint_url, is_active) VALUES ({}, '{name}', 'https://agent.test/', {active})",
@@ -306,7 +306,8 @@ async fn summary_of_the_last_30_days(backend: Backend) {
     let mappings = server.db_count("SELECT COUNT(*) FROM indicator_field_mappings").await;
     assert!(mappings > 0, "system mappings are seeded");
     // Jobs of a queue no worker serves: (status, run_at, started, finished).
-    let jobs: [(&str, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>); 7] = [
+    type PlantedJob = (&'static str, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let jobs: [PlantedJob; 7] = [
         ("todo", now - Duration::seconds(100), None, None),
         ("todo", now + Duration::hours(1), None, None),
         ("doing", now - Duration::seconds(5), Some(now - Duration::seconds(5)), None),
