@@ -1,0 +1,243 @@
+//! The SQL behind the metrics: aggregates over alerts, workflow runs, approval requests, the
+//! catalog tables and the job table. Every statement groups in the database and returns a few
+//! rows; the folding into response shapes is in `fold`.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::with_db;
+
+/// Per-backend SQL: the UTC day of a timestamp column, and the seconds between two timestamps
+/// (millisecond resolution on SQLite).
+struct Dialect {
+    postgres: bool,
+}
+
+impl Dialect {
+    fn of(db: &Db) -> Dialect {
+        Dialect { postgres: matches!(db, Db::Postgres(_)) }
+    }
+
+    fn day(&self, column: &str) -> String {
+        if self.postgres {
+            format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+        } else {
+            format!("strftime('%Y-%m-%d', {column})")
+        }
+    }
+
+    /// `later − earlier` in seconds, NULL when either is NULL.
+    fn seconds(&self, later: &str, earlier: &str) -> String {
+        if self.postgres {
+            format!("CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS DOUBLE PRECISION)")
+        } else {
+            format!("CAST(unixepoch({later}, 'subsec') - unixepoch({earlier}, 'subsec') AS REAL)")
+        }
+    }
+}
+
+/// Whole-window alert aggregates: counts and the mean durations.
+#[derive(Debug, Clone, FromRow)]
+pub struct AlertTotals {
+    pub total: i64,
+    pub enriched: i64,
+    pub closed: i64,
+    pub false_positives: i64,
+    pub enrich_seconds: Option<f64>,
+    pub detect_seconds: Option<f64>,
+    pub acknowledge_seconds: Option<f64>,
+    pub triage_seconds: Option<f64>,
+    pub conclude_seconds: Option<f64>,
+}
+
+pub async fn alert_totals(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<AlertTotals> {
+    let d = Dialect::of(db);
+    let sql = format!(
+        "SELECT COUNT(*) AS total, \
+           COUNT(*) FILTER (WHERE is_enriched) AS enriched, \
+           COUNT(*) FILTER (WHERE status = 'Closed') AS closed, \
+           COUNT(*) FILTER (WHERE status = 'Closed' AND close_classification LIKE 'False Positive%') AS false_positives, \
+           AVG({enrich}) FILTER (WHERE is_enriched) AS enrich_seconds, \
+           AVG({detect}) AS detect_seconds, AVG({ack}) AS acknowledge_seconds, \
+           AVG({triage}) AS triage_seconds, AVG({close}) AS conclude_seconds \
+         FROM alerts WHERE created_at >= $1 AND created_at < $2",
+        enrich = d.seconds("enriched_at", "ingested_at"),
+        detect = d.seconds("created_at", "occurred_at"),
+        ack = d.seconds("acknowledged_at", "created_at"),
+        triage = d.seconds("triaged_at", "created_at"),
+        close = d.seconds("closed_at", "created_at"),
+    );
+    with_db!(db, p => sqlx::query_as::<_, AlertTotals>(sqlx::AssertSqlSafe(sql)).bind(from).bind(to).fetch_one(p).await)
+}
+
+/// Alerts of the window counted by status, severity, source and UTC day.
+#[derive(Debug, Clone, FromRow)]
+pub struct AlertGroup {
+    pub status: String,
+    pub severity: String,
+    pub source_name: String,
+    pub day: String,
+    pub alerts: i64,
+}
+
+pub async fn alert_groups(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<Vec<AlertGroup>> {
+    let day = Dialect::of(db).day("created_at");
+    let sql = format!(
+        "SELECT status, severity, source_name, {day} AS day, COUNT(*) AS alerts \
+         FROM alerts WHERE created_at >= $1 AND created_at < $2 \
+         GROUP BY status, severity, source_name, {day}"
+    );
+    with_db!(db, p => sqlx::query_as::<_, AlertGroup>(sqlx::AssertSqlSafe(sql)).bind(from).bind(to).fetch_all(p).await)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RuleCount {
+    pub uuid: Uuid,
+    pub name: String,
+    pub count: i64,
+}
+
+/// The ten detection rules with the most alerts in the window (ties: oldest rule first).
+pub async fn top_rules(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<Vec<RuleCount>> {
+    const SQL: &str = "SELECT r.uuid, r.name, COUNT(*) AS count FROM alerts a \
+                       JOIN detection_rules r ON r.id = a.detection_rule_id \
+                       WHERE a.created_at >= $1 AND a.created_at < $2 \
+                       GROUP BY r.id, r.uuid, r.name ORDER BY count DESC, r.id ASC LIMIT 10";
+    with_db!(db, p => sqlx::query_as::<_, RuleCount>(SQL).bind(from).bind(to).fetch_all(p).await)
+}
+
+/// Configured workflows counted by type and state (all time).
+#[derive(Debug, Clone, FromRow)]
+pub struct WorkflowGroup {
+    pub workflow_type: Option<String>,
+    pub state: String,
+    pub workflows: i64,
+}
+
+pub async fn workflow_groups(db: &Db) -> sqlx::Result<Vec<WorkflowGroup>> {
+    const SQL: &str = "SELECT workflow_type, state, COUNT(*) AS workflows FROM workflows GROUP BY workflow_type, state";
+    with_db!(db, p => sqlx::query_as::<_, WorkflowGroup>(SQL).fetch_all(p).await)
+}
+
+/// Workflow runs of the window by UTC day: how many, how many succeeded, and the minutes the
+/// successful ones saved (their workflow's `time_saved_minutes`).
+#[derive(Debug, Clone, FromRow)]
+pub struct RunDay {
+    pub day: String,
+    pub runs: i64,
+    pub successes: i64,
+    pub minutes_saved: Option<i64>,
+}
+
+pub async fn run_days(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<Vec<RunDay>> {
+    let day = Dialect::of(db).day("r.created_at");
+    let sql = format!(
+        "SELECT {day} AS day, COUNT(*) AS runs, COUNT(*) FILTER (WHERE r.status = 'success') AS successes, \
+           SUM(CASE WHEN r.status = 'success' THEN w.time_saved_minutes END) AS minutes_saved \
+         FROM workflow_runs r JOIN workflows w ON w.id = r.workflow_id \
+         WHERE r.created_at >= $1 AND r.created_at < $2 GROUP BY {day} ORDER BY day"
+    );
+    with_db!(db, p => sqlx::query_as::<_, RunDay>(sqlx::AssertSqlSafe(sql)).bind(from).bind(to).fetch_all(p).await)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct WorkflowRunCount {
+    pub uuid: Uuid,
+    pub name: String,
+    pub run_count: i64,
+}
+
+/// The ten workflows with the most runs in the window (ties: oldest workflow first).
+pub async fn most_executed(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<Vec<WorkflowRunCount>> {
+    const SQL: &str = "SELECT w.uuid, w.name, COUNT(*) AS run_count FROM workflow_runs r \
+                       JOIN workflows w ON w.id = r.workflow_id \
+                       WHERE r.created_at >= $1 AND r.created_at < $2 \
+                       GROUP BY w.id, w.uuid, w.name ORDER BY run_count DESC, w.id ASC LIMIT 10";
+    with_db!(db, p => sqlx::query_as::<_, WorkflowRunCount>(SQL).bind(from).bind(to).fetch_all(p).await)
+}
+
+/// Approval request counts: pending of all time; the rest among requests created since `since`.
+#[derive(Debug, Clone, FromRow)]
+pub struct ApprovalCounts {
+    pub pending: i64,
+    pub approved: i64,
+    pub approved_responded: i64,
+    pub rejected_responded: i64,
+}
+
+pub async fn approval_counts(db: &Db, since: DateTime<Utc>) -> sqlx::Result<ApprovalCounts> {
+    const SQL: &str = "SELECT COUNT(*) FILTER (WHERE status = 'pending') AS pending, \
+                         COUNT(*) FILTER (WHERE status = 'approved' AND created_at >= $1) AS approved, \
+                         COUNT(*) FILTER (WHERE status = 'approved' AND responded_at IS NOT NULL AND created_at >= $1) AS approved_responded, \
+                         COUNT(*) FILTER (WHERE status = 'rejected' AND responded_at IS NOT NULL AND created_at >= $1) AS rejected_responded \
+                       FROM workflow_approval_requests";
+    with_db!(db, p => sqlx::query_as::<_, ApprovalCounts>(SQL).bind(since).fetch_one(p).await)
+}
+
+/// Seconds from creation to response of every responded request created since `since` (for the
+/// median, which SQL cannot compute portably; requests are few).
+pub async fn approval_response_seconds(db: &Db, since: DateTime<Utc>) -> sqlx::Result<Vec<f64>> {
+    let seconds = Dialect::of(db).seconds("responded_at", "created_at");
+    let sql = format!(
+        "SELECT {seconds} FROM workflow_approval_requests WHERE responded_at IS NOT NULL AND created_at >= $1"
+    );
+    with_db!(db, p => sqlx::query_scalar::<_, f64>(sqlx::AssertSqlSafe(sql)).bind(since).fetch_all(p).await)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct PlatformCounts {
+    pub context_documents: i64,
+    pub detection_rules: i64,
+    pub enrichment_providers: i64,
+    pub agents: i64,
+    pub workflows: i64,
+    pub indicator_mappings: i64,
+}
+
+pub async fn platform_counts(db: &Db) -> sqlx::Result<PlatformCounts> {
+    const SQL: &str = "SELECT (SELECT COUNT(*) FROM context_documents) AS context_documents, \
+                         (SELECT COUNT(*) FROM detection_rules) AS detection_rules, \
+                         (SELECT COUNT(*) FROM enrichment_providers WHERE is_active) AS enrichment_providers, \
+                         (SELECT COUNT(*) FROM agent_registrations WHERE is_active) AS agents, \
+                         (SELECT COUNT(*) FROM workflows) AS workflows, \
+                         (SELECT COUNT(*) FROM indicator_field_mappings) AS indicator_mappings";
+    with_db!(db, p => sqlx::query_as::<_, PlatformCounts>(SQL).fetch_one(p).await)
+}
+
+/// The `supported_indicator_types` JSON array of every active provider.
+pub async fn active_provider_types(db: &Db) -> sqlx::Result<Vec<String>> {
+    const SQL: &str = "SELECT CAST(supported_indicator_types AS TEXT) FROM enrichment_providers WHERE is_active";
+    with_db!(db, p => sqlx::query_scalar::<_, String>(SQL).fetch_all(p).await)
+}
+
+/// One queue of the job table.
+#[derive(Debug, Clone, FromRow)]
+pub struct QueueRow {
+    pub queue: String,
+    pub pending: i64,
+    pub in_progress: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub avg_duration_seconds: Option<f64>,
+    pub oldest_pending_age_seconds: Option<f64>,
+}
+
+/// Per queue: jobs waiting and running now, jobs finished since `since`, the mean run time of
+/// the successful ones and the age of the oldest waiting job at `now`.
+pub async fn queues(db: &Db, since: DateTime<Utc>, now: DateTime<Utc>) -> sqlx::Result<Vec<QueueRow>> {
+    let d = Dialect::of(db);
+    let sql = format!(
+        "SELECT queue, COUNT(*) FILTER (WHERE status = 'todo') AS pending, \
+           COUNT(*) FILTER (WHERE status = 'doing') AS in_progress, \
+           COUNT(*) FILTER (WHERE status = 'succeeded' AND finished_at >= $1) AS succeeded, \
+           COUNT(*) FILTER (WHERE status = 'failed' AND finished_at >= $1) AS failed, \
+           AVG({duration}) FILTER (WHERE status = 'succeeded' AND finished_at >= $1) AS avg_duration_seconds, \
+           MAX({age}) FILTER (WHERE status = 'todo') AS oldest_pending_age_seconds \
+         FROM jobs GROUP BY queue ORDER BY queue",
+        duration = d.seconds("finished_at", "started_at"),
+        age = d.seconds("$2", "run_at"),
+    );
+    with_db!(db, p => sqlx::query_as::<_, QueueRow>(sqlx::AssertSqlSafe(sql)).bind(since).bind(now).fetch_all(p).await)
+}
