@@ -143,6 +143,8 @@ pub struct Settings {
     // Demo data.
     #[serde(deserialize_with = "lenient_bool")]
     pub sandbox_mode: bool,
+    /// `calseta_api_base_url` of agent webhook payloads: where agents call back.
+    pub calseta_api_base_url: String,
 }
 
 impl Default for Settings {
@@ -213,6 +215,7 @@ impl Default for Settings {
             asset_mgmt_api_key: None,
             asset_mgmt_base_url: None,
             sandbox_mode: false,
+            calseta_api_base_url: "http://localhost:8000".into(),
         }
     }
 }

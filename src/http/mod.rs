@@ -80,6 +80,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::alerts::http::routes())
         .merge(crate::indicators::http::routes())
         .merge(crate::enrich::routes())
+        .merge(crate::agents::http::routes())
 }
 
 /// Serves until `shutdown` fires, then stops accepting, lets in-flight requests finish and returns.

@@ -139,6 +139,7 @@ async fn enrich_batch(state: &AppState, worker: &str, batch: &[JobRow]) -> anyho
         })
         .collect();
     activity::record_all(&mut tx, events).await?;
+    crate::agents::enqueue_dispatch_for_alerts(&mut tx, &fast_ids).await?;
     let finished: Vec<i64> = fast.iter().flat_map(|w| w.job_ids.iter().copied()).chain(gone).collect();
     jobs::succeed_in(&mut tx, &finished, worker).await?;
     tx.commit().await?;
@@ -177,6 +178,7 @@ async fn enrich_with_providers(
         alerts::set_enrichment_status(&mut tx, &[work.alert_id], "Enriched", at).await?;
         let references = outcome.activity_references(indicators.len() as i64, at);
         activity::record_all(&mut tx, vec![completed_event(&Actor::system(), work.alert_id, references)]).await?;
+        crate::agents::enqueue_dispatch_for_alerts(&mut tx, &[work.alert_id]).await?;
         jobs::succeed_in(&mut tx, &work.job_ids, worker).await?;
         tx.commit().await
     }

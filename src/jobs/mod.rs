@@ -52,11 +52,16 @@ pub struct Task {
 
 /// Every task the workers know. A new task is one entry here plus its handler.
 pub fn tasks() -> &'static [Task] {
-    static TASKS: &[Task] = &[Task {
-        name: ENRICH_ALERT,
-        queue: "enrichment",
-        handler: |state, claimed| Box::pin(crate::ingest::pipeline::enrich_alerts(state, claimed)),
-    }];
+    static TASKS: &[Task] = &[
+        Task {
+            name: ENRICH_ALERT,
+            queue: "enrichment",
+            handler: |state, claimed| Box::pin(crate::ingest::pipeline::enrich_alerts(state, claimed)),
+        },
+        Task { name: crate::agents::MATCH_TASK, queue: crate::agents::DISPATCH_QUEUE, handler: crate::agents::dispatch::run_claimed },
+        Task { name: crate::agents::SINGLE_TASK, queue: crate::agents::DISPATCH_QUEUE, handler: crate::agents::dispatch::run_claimed },
+        Task { name: crate::agents::DELIVER_TASK, queue: crate::agents::DISPATCH_QUEUE, handler: crate::agents::dispatch::run_claimed },
+    ];
     TASKS
 }
 
