@@ -50,7 +50,11 @@ async fn vet_endpoint(state: &AppState, url: &str) -> Result<()> {
         };
         Error::Validation(vec![FieldError::body("endpoint_url", "unsafe_url", message)])
     };
-    // `check_url` first: agent URLs are literal, never templates the gateway would defer.
+    // Agent URLs are literal: a `{{…}}` placeholder would make the gateway defer the host
+    // checks (and DNS) to send time.
+    if url.contains("{{") || url.contains("}}") {
+        return Err(Error::Validation(vec![FieldError::body("endpoint_url", "unsafe_url", "endpoint_url must be a literal URL, not a template")]));
+    }
     egress.policy().check_url(url).map_err(refused)?;
     egress.vet_for_save(url).await.map_err(refused)
 }
