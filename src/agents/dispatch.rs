@@ -254,9 +254,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {
-        for attempt in 1..=4 {
+        for attempt in 1..=4i32 {
             let base = 1u64 << (attempt - 1);
-            let wait = backoff(attempt as i32);
+            let wait = backoff(attempt);
             assert!(wait >= Duration::from_millis(base * 500) && wait <= Duration::from_millis(base * 1500), "{attempt}: {wait:?}");
         }
         assert!(backoff(40) <= MAX_BACKOFF.mul_f64(1.5));

@@ -122,7 +122,7 @@ pub struct AgentCreate {
 }
 
 /// Every field optional; `null` means "leave unchanged".
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentPatch {
     #[serde(default)]

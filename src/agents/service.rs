@@ -134,27 +134,11 @@ pub async fn patch(state: &AppState, who: &Principal, uuid: Uuid, input: AgentPa
         documentation: input.documentation.as_deref(),
         redact_untrusted_fields: input.redact_untrusted_fields,
     };
-    // What changed, by field name; the header value is reported as replaced, never shown.
-    let mut changed: Vec<&str> = Vec::new();
-    for (field, present) in [
-        ("name", changes.name.is_some()),
-        ("description", changes.description.is_some()),
-        ("endpoint_url", changes.endpoint_url.is_some()),
-        ("auth_header_name", changes.auth_header_name.is_some()),
-        ("auth_header_value", changes.sealed_auth_header_value.is_some()),
-        ("trigger_on_sources", changes.trigger_on_sources.is_some()),
-        ("trigger_on_severities", changes.trigger_on_severities.is_some()),
-        ("trigger_filter", changes.trigger_filter.is_some()),
-        ("timeout_seconds", changes.timeout_seconds.is_some()),
-        ("retry_count", changes.retry_count.is_some()),
-        ("is_active", changes.is_active.is_some()),
-        ("documentation", changes.documentation.is_some()),
-        ("redact_untrusted_fields", changes.redact_untrusted_fields.is_some()),
-    ] {
-        if present {
-            changed.push(field);
-        }
-    }
+    // What changed, by field name (values stay out of the audit record: one is a secret).
+    let changed: Vec<String> = match serde_json::to_value(&input) {
+        Ok(serde_json::Value::Object(fields)) => fields.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k).collect(),
+        _ => Vec::new(),
+    };
     let mut tx = state.db.begin().await?;
     let row = store::update(&mut tx, uuid, changes).await?.ok_or_else(agent_not_found)?;
     let details = json!({"changed": changed, "endpoint_url": input.endpoint_url, "is_active": input.is_active});
