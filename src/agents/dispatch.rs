@@ -193,11 +193,12 @@ pub fn backoff(attempt: i32) -> Duration {
 
 async fn run_delivery(state: &AppState, worker: &str, job: &JobRow) -> Result<(), JobError> {
     let delivery: DeliveryJob = parse(job)?;
-    let Some(agent) = store::find_by_id(&state.db, delivery.agent_id).await? else {
-        // Deleted agent: its runs went with it; nothing left to deliver to.
-        let mut tx = state.db.begin().await?;
-        jobs::succeed_in(&mut tx, &[job.id], worker).await?;
-        return Ok(tx.commit().await?);
+    let agent = store::find_by_id(&state.db, delivery.agent_id).await?;
+    let alert_exists = store::alert_uuid(&state.db, delivery.alert_id).await?.is_some();
+    let Some(agent) = agent.filter(|_| alert_exists) else {
+        // The agent or the alert was deleted since (their runs and events went with them):
+        // nothing left to deliver or to report on.
+        return enqueue_deliveries(state, worker, job, Vec::new()).await;
     };
     let secrets = delivery::open_secrets(state, &agent).await?;
     let attempt = delivery::send(state, &agent, &secrets, &delivery.webhook_id, &delivery.body).await;

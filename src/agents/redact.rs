@@ -35,9 +35,15 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         ),
         pattern("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b", None),
         pattern("card", r"\b(?:\d[ -]?){12,18}\d\b", Some(luhn_valid)),
-        pattern("phone", r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\b\d{2,4})[\s.-]\d{3,4}[\s.-]\d{3,4}\b", None),
+        // Space or hyphen separated only: dotted digit groups are IP addresses and versions.
+        pattern("phone", r"(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\) ?|\b\d{2,4}[ -])\d{3,4}[ -]\d{3,4}\b", Some(phone_length)),
     ]
 });
+
+/// 9 to 15 digits: E.164's bound, and more than a date or a time.
+fn phone_length(text: &str) -> bool {
+    (9..=15).contains(&text.chars().filter(char::is_ascii_digit).count())
+}
 
 fn luhn_valid(text: &str) -> bool {
     let digits: Vec<u32> = text.chars().filter_map(|c| c.to_digit(10)).collect();
@@ -94,6 +100,7 @@ mod tests {
             ("mail jane.doe@corp.example now", "mail [REDACTED:email] now"),
             ("card 4111 1111 1111 1111 used", "card [REDACTED:card] used"),
             ("call +1 415-555-0132", "call [REDACTED:phone]"),
+            ("or (020) 7946 0958", "or [REDACTED:phone]"),
             ("key AKIAIOSFODNN7EXAMPLE leaked", "key [REDACTED:aws_key] leaked"),
             ("Authorization: Bearer abcdefgh12345678", "Authorization: [REDACTED:token]"),
             ("password=hunter22 ok", "[REDACTED:credential] ok"),
@@ -107,7 +114,8 @@ mod tests {
 
     #[test]
     fn leaves_ordinary_values() {
-        for keep in ["198.51.100.7", "2026-12-05T12:00:00Z", "order 1234567890123 shipped", "Suspicious login from host-7"] {
+        for keep in ["198.51.100.7", "10.100.200.1", "2026-12-05T12:00:00Z", "2026-12-05 12:00:00", "order 1234567890123 shipped",
+            "Suspicious login from host-7", "v1.2.3"] {
             assert_eq!(redact_text(keep), keep);
         }
         let mut value = serde_json::json!({"user@x.example": ["bob@x.example", 5]});
