@@ -257,26 +257,25 @@ fn filter(errors: &mut FieldErrors, value: Option<&Value>) {
 
 impl AgentCreate {
     /// Every field-level problem at once (the URL's SSRF vetting is the service's, it needs DNS).
+    /// A create is checked as the PATCH that would set every field on an agent without an auth
+    /// header: the same rules, including "both header fields or neither".
     pub fn validate(&self) -> crate::error::Result<()> {
-        let mut errors = FieldErrors::default();
-        length(&mut errors, "name", Some(&self.name), 1, MAX_NAME);
-        length(&mut errors, "description", self.description.as_deref(), 0, MAX_DESCRIPTION);
-        length(&mut errors, "endpoint_url", Some(&self.endpoint_url), 1, MAX_URL);
-        length(&mut errors, "documentation", self.documentation.as_deref(), 0, MAX_DOCUMENTATION);
-        header_name(&mut errors, self.auth_header_name.as_deref());
-        header_value(&mut errors, self.auth_header_value.as_deref());
-        if self.auth_header_name.is_some() != self.auth_header_value.is_some() {
-            errors.push(FieldError::body(
-                "auth_header_value",
-                "value_error",
-                "auth_header_name and auth_header_value must be provided together",
-            ));
-        }
-        triggers(&mut errors, Some(&self.trigger_on_sources), Some(&self.trigger_on_severities));
-        filter(&mut errors, self.trigger_filter.as_ref());
-        range(&mut errors, "timeout_seconds", Some(self.timeout_seconds), 1, 300);
-        range(&mut errors, "retry_count", Some(self.retry_count), 0, 10);
-        errors.finish()
+        let as_patch = AgentPatch {
+            name: Some(self.name.clone()),
+            description: self.description.clone(),
+            endpoint_url: Some(self.endpoint_url.clone()),
+            auth_header_name: self.auth_header_name.clone(),
+            auth_header_value: self.auth_header_value.clone(),
+            trigger_on_sources: Some(self.trigger_on_sources.clone()),
+            trigger_on_severities: Some(self.trigger_on_severities.clone()),
+            trigger_filter: self.trigger_filter.clone(),
+            timeout_seconds: Some(self.timeout_seconds),
+            retry_count: Some(self.retry_count),
+            is_active: Some(self.is_active),
+            documentation: self.documentation.clone(),
+            redact_untrusted_fields: Some(self.redact_untrusted_fields),
+        };
+        as_patch.validate(false)
     }
 }
 
