@@ -365,6 +365,13 @@ async fn manual_dispatch(backend: Backend) {
     assert_eq!(synthetic.json()["test"], true);
     assert!(verify(agent["signing_secret"].as_str().unwrap(), &synthetic));
     assert_eq!(runs(&server, agent["uuid"].as_str().unwrap()).await.len(), 2);
+
+    // Re-enrichment re-notifies the matching agents (and only them).
+    let reenrich = server.post_json(&format!("/v1/alerts/{alert_uuid}/enrich"), &admin, &json!({})).await;
+    assert_eq!(reenrich.status(), 202);
+    let after = receiver.wait_for("ok", 4, Duration::from_secs(15)).await;
+    assert_eq!(after[3].json()["alert"]["uuid"], alert_uuid.as_str());
+    assert!(receiver.received("high").is_empty());
     server.stop().await;
 }
 dual!(manual_dispatch);
