@@ -85,6 +85,7 @@ async fn run(postgres: bool) {
     let seconds: u64 = env_or("BENCH_SECONDS", 5);
     let rate: f64 = env_or("BENCH_AGENT_RATE", 100.0);
     let agents: usize = env_or("BENCH_AGENTS", 20);
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
     let (port, arrivals) = receiver().await;
     let allow = format!("127.0.0.1:{port}");
