@@ -98,23 +98,25 @@ pub async fn enqueue_single(tx: &mut Tx, alert_id: i64, agent_id: i64) -> sqlx::
     jobs::enqueue(tx, &new_job(SINGLE_TASK, to_value(&SingleJob { alert_id, agent_id }), now())).await.map(|_| ())
 }
 
-/// The adapter to today's job registry: runs a claimed batch of one of the three tasks.
+/// The adapter to today's job registry: runs a claimed batch of the three tasks.
 pub fn run_claimed(state: AppState, claimed: Claimed) -> BoxFuture<'static, Vec<Outcome>> {
     Box::pin(async move {
         let Claimed { worker, jobs } = claimed;
-        let runs = jobs.iter().map(|job| {
+        let (deliveries, others): (Vec<&JobRow>, Vec<&JobRow>) = jobs.iter().partition(|job| job.task == DELIVER_TASK);
+        let runs = others.into_iter().map(|job| {
             let (state, worker) = (&state, worker.as_str());
             async move {
                 let result = match job.task.as_str() {
                     MATCH_TASK => run_match(state, worker, job).await,
                     SINGLE_TASK => run_single(state, worker, job).await,
-                    DELIVER_TASK => run_delivery(state, worker, job).await,
                     other => Err(JobError::Fatal(format!("not an agent dispatch task: {other}"))),
                 };
                 (job.id, result)
             }
         });
-        futures::future::join_all(runs).await
+        let (mut outcomes, delivered) = futures::future::join(futures::future::join_all(runs), run_deliveries(&state, &worker, &deliveries)).await;
+        outcomes.extend(delivered);
+        outcomes
     })
 }
 
@@ -191,47 +193,91 @@ pub fn backoff(attempt: i32) -> Duration {
     base.mul_f64(0.5 + rand::random::<f64>())
 }
 
-async fn run_delivery(state: &AppState, worker: &str, job: &JobRow) -> Result<(), JobError> {
+/// One attempt made, waiting to be recorded.
+struct Sent {
+    job_id: i64,
+    agent: AgentRow,
+    delivery: DeliveryJob,
+    attempt: Attempt,
+}
+
+/// A claimed batch of delivery attempts: sent concurrently, then recorded in one transaction
+/// (one commit, on SQLite one fsync, per batch rather than per delivery). Should that
+/// transaction fail, each is recorded on its own so one bad row only retries its own job.
+async fn run_deliveries(state: &AppState, worker: &str, batch: &[&JobRow]) -> Vec<Outcome> {
+    if batch.is_empty() {
+        return Vec::new();
+    }
+    let sends = futures::future::join_all(batch.iter().map(|job| async move { (job.id, send_delivery(state, job).await) })).await;
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
+    let (mut sent, mut nothing_to_send) = (Vec::new(), Vec::new());
+    for (job_id, result) in sends {
+        match result {
+            Ok(Some(one)) => sent.push(one),
+            Ok(None) => nothing_to_send.push(job_id),
+            Err(e) => outcomes.push((job_id, Err(e))),
+        }
+    }
+    let all_ids: Vec<i64> = sent.iter().map(|s| s.job_id).chain(nothing_to_send.iter().copied()).collect();
+    if record(state, worker, &sent, &all_ids).await.is_ok() {
+        outcomes.extend(all_ids.into_iter().map(|id| (id, Ok(()))));
+        return outcomes;
+    }
+    for one in &sent {
+        let result = record(state, worker, std::slice::from_ref(one), &[one.job_id]).await;
+        outcomes.push((one.job_id, result.map_err(|e| JobError::Retry(e.to_string()))));
+    }
+    if !nothing_to_send.is_empty() {
+        let result = record(state, worker, &[], &nothing_to_send).await.map_err(|e| e.to_string());
+        outcomes.extend(nothing_to_send.iter().map(|id| (*id, result.clone().map_err(JobError::Retry))));
+    }
+    outcomes
+}
+
+/// Sends one attempt (outside any transaction); `None` when the agent or the alert was deleted
+/// since (their runs and events went with them): nothing left to deliver or to report on.
+async fn send_delivery(state: &AppState, job: &JobRow) -> Result<Option<Sent>, JobError> {
     let delivery: DeliveryJob = parse(job)?;
     let agent = store::find_by_id(&state.db, delivery.agent_id).await?;
     let alert_exists = store::alert_uuid(&state.db, delivery.alert_id).await?.is_some();
-    let Some(agent) = agent.filter(|_| alert_exists) else {
-        // The agent or the alert was deleted since (their runs and events went with them):
-        // nothing left to deliver or to report on.
-        return enqueue_deliveries(state, worker, job, Vec::new()).await;
-    };
+    let Some(agent) = agent.filter(|_| alert_exists) else { return Ok(None) };
     let secrets = delivery::open_secrets(state, &agent).await?;
     let attempt = delivery::send(state, &agent, &secrets, &delivery.webhook_id, &delivery.body).await;
-    let any_timeout = delivery.any_timeout || attempt.status == "timeout";
-    let attempts_allowed = agent.retry_count.max(0) + 1;
-    let final_attempt = attempt.status == "success" || attempt.blocked || delivery.attempt >= attempts_allowed;
-
-    let mut tx = state.db.begin().await?;
-    if !attempt.blocked {
-        store::insert_run(&mut tx, run_row(&agent, &delivery, &attempt)).await?;
-    }
-    if final_attempt {
-        let status = match attempt.status {
-            "success" => "success",
-            _ if any_timeout => "timeout",
-            _ => "failed",
-        };
-        let attempt_count = if attempt.blocked { delivery.attempt - 1 } else { delivery.attempt };
-        let references = json!({"agent_name": agent.name, "agent_uuid": agent.uuid, "status": status,
-            "status_code": attempt.status_code, "attempt_count": attempt_count, "error": attempt.error,
-            "webhook_id": delivery.webhook_id});
-        activity::record(&mut tx, NewEvent::for_alert(EVENT_DISPATCHED, &Actor::system(), delivery.alert_id, references)).await?;
-    } else {
-        let next = DeliveryJob { attempt: delivery.attempt + 1, any_timeout, ..delivery.clone() };
-        let due = now() + chrono::Duration::from_std(backoff(delivery.attempt)).unwrap_or_default();
-        jobs::enqueue(&mut tx, &new_job(DELIVER_TASK, to_value(&next), due)).await?;
-    }
-    jobs::succeed_in(&mut tx, &[job.id], worker).await?;
-    tx.commit().await?;
     tracing::info!(agent_uuid = %agent.uuid, alert_id = delivery.alert_id, webhook_id = %delivery.webhook_id,
         attempt = delivery.attempt, status = attempt.status, status_code = attempt.status_code, error = attempt.error.as_deref(),
-        final_attempt, elapsed_ms = attempt.elapsed.as_millis() as u64, "agent webhook attempt");
-    Ok(())
+        elapsed_ms = attempt.elapsed.as_millis() as u64, "agent webhook attempt");
+    Ok(Some(Sent { job_id: job.id, agent, delivery, attempt }))
+}
+
+/// Records attempts and marks `job_ids` done, in one transaction: each attempt's run row, then
+/// its outcome (activity `agent_webhook_dispatched`) or its next attempt (a delayed job).
+async fn record(state: &AppState, worker: &str, sent: &[Sent], job_ids: &[i64]) -> sqlx::Result<()> {
+    let mut tx = state.db.begin().await?;
+    for Sent { agent, delivery, attempt, .. } in sent {
+        let any_timeout = delivery.any_timeout || attempt.status == "timeout";
+        let final_attempt = attempt.status == "success" || attempt.blocked || delivery.attempt > agent.retry_count.max(0);
+        if !attempt.blocked {
+            store::insert_run(&mut tx, run_row(agent, delivery, attempt)).await?;
+        }
+        if final_attempt {
+            let status = match attempt.status {
+                "success" => "success",
+                _ if any_timeout => "timeout",
+                _ => "failed",
+            };
+            let attempt_count = if attempt.blocked { delivery.attempt - 1 } else { delivery.attempt };
+            let references = json!({"agent_name": agent.name, "agent_uuid": agent.uuid, "status": status,
+                "status_code": attempt.status_code, "attempt_count": attempt_count, "error": attempt.error,
+                "webhook_id": delivery.webhook_id});
+            activity::record(&mut tx, NewEvent::for_alert(EVENT_DISPATCHED, &Actor::system(), delivery.alert_id, references)).await?;
+        } else {
+            let next = DeliveryJob { attempt: delivery.attempt + 1, any_timeout, ..delivery.clone() };
+            let due = now() + chrono::Duration::from_std(backoff(delivery.attempt)).unwrap_or_default();
+            jobs::enqueue(&mut tx, &new_job(DELIVER_TASK, to_value(&next), due)).await?;
+        }
+    }
+    jobs::succeed_in(&mut tx, job_ids, worker).await?;
+    tx.commit().await
 }
 
 fn run_row<'a>(agent: &'a AgentRow, delivery: &'a DeliveryJob, attempt: &Attempt) -> NewRun<'a> {
