@@ -101,6 +101,9 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
         .register_with::<EnrichAlert>(enrich_retry)
         .register::<crate::workflows::runs::ExecuteWorkflowRun>()
         .register::<crate::workflows::runs::SendApprovalNotification>()
+        .register::<crate::agents::dispatch::MatchJob>()
+        .register::<crate::agents::dispatch::SingleJob>()
+        .register::<crate::agents::dispatch::DeliveryJob>()
         .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)))
 }
 

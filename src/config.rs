@@ -179,6 +179,8 @@ pub struct Settings {
     pub approval_default_timeout_seconds: i64,
     /// `none` (log only). Slack and Teams notifiers are not built yet and are refused.
     pub approval_notifier: String,
+    /// `calseta_api_base_url` of agent webhook payloads: where agents call back.
+    pub calseta_api_base_url: String,
 }
 
 impl Default for Settings {
@@ -265,6 +267,7 @@ impl Default for Settings {
             entra_graph_base_url: "https://graph.microsoft.com/v1.0".into(),
             approval_default_timeout_seconds: 3600,
             approval_notifier: "none".into(),
+            calseta_api_base_url: "http://localhost:8000".into(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! calseta: a Rust implementation of the Calseta SOC data platform.
 
 pub mod activity;
+pub mod agents;
 pub mod alerts;
 pub mod app;
 pub mod audit;

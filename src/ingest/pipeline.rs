@@ -204,6 +204,7 @@ async fn enrich_batch(state: &AppState, batch: &[Claimed]) -> anyhow::Result<Vec
         })
         .collect();
     activity::record_all(&mut tx, events).await?;
+    crate::agents::enqueue_dispatch_for_alerts(&mut tx, &fast_ids).await?;
     let finished: Vec<JobCtx> = fast.iter().flat_map(|w| w.jobs.iter().cloned()).chain(gone).collect();
     let finished_ids: Vec<i64> = finished.iter().map(JobCtx::id).collect();
     complete(&mut tx, finished).await?;
@@ -240,6 +241,7 @@ async fn enrich_with_providers(state: &AppState, work: AlertWork, indicators: Ve
             alerts::set_enrichment_status(&mut tx, &[work.alert_id], "Enriched", at).await?;
             let references = outcome.activity_references(indicators.len() as i64, at);
             activity::record_all(&mut tx, vec![completed_event(&Actor::system(), work.alert_id, references)]).await?;
+            crate::agents::enqueue_dispatch_for_alerts(&mut tx, &[work.alert_id]).await?;
         }
         complete(&mut tx, work.jobs.clone()).await?;
         tx.commit().await?;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agents;
 mod alerts;
 mod api_keys;
 mod audit;

@@ -71,13 +71,13 @@ async fn internal_id(state: &AppState, uuid: Uuid) -> Result<i64> {
 
 /// The context documents that apply to `alert`, in the order of agents-mcp-metrics.md §2.3
 /// (global documents by `document_type`, then targeted ones whose rules match).
-async fn applicable_context_documents(state: &AppState, alert: &AlertRow) -> Result<Vec<ContextDocumentResponse>> {
+pub async fn applicable_context_documents(db: &crate::db::Db, alert: &AlertRow) -> Result<Vec<ContextDocumentResponse>> {
     let facts = crate::context::targeting::AlertFacts {
         source_name: &alert.source_name,
         severity: &alert.severity,
         tags: &alert.tags.0,
     };
-    let documents = crate::context::applicable_documents(&state.db, &facts).await?;
+    let documents = crate::context::applicable_documents(db, &facts).await?;
     Ok(documents.into_iter().map(ContextDocumentResponse::from).collect())
 }
 
@@ -89,7 +89,7 @@ async fn detail(state: &AppState, row: AlertRow) -> Result<AlertDetail> {
         Some(id) => crate::rules::store::find_by_id(&state.db, id).await?.map(DetectionRuleResponse::from),
         None => None,
     };
-    let context_documents = applicable_context_documents(state, &row).await?;
+    let context_documents = applicable_context_documents(&state.db, &row).await?;
     let (alert, meta) = model::alert_response(row, indicator_views, detection_rule, context_documents, now());
     Ok(AlertDetail { alert, meta })
 }
@@ -119,7 +119,7 @@ pub async fn list_findings(state: &AppState, who: &Principal, uuid: Uuid) -> Res
 pub async fn context(state: &AppState, who: &Principal, uuid: Uuid) -> Result<Vec<ContextDocumentResponse>> {
     who.authorize::<GetAlertContext>()?;
     let row = find(state, uuid).await?;
-    applicable_context_documents(state, &row).await
+    applicable_context_documents(&state.db, &row).await
 }
 
 /// The alert's indicators, provider raw responses removed.

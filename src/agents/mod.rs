@@ -1,0 +1,37 @@
+//! Agents (issue 11): registrations under `/v1/agents`, trigger matching, and durable, signed
+//! dispatch of enriched alerts to the agents that asked for them (agents-mcp-metrics.md §1).
+//!
+//! For other modules: [`enqueue_dispatch_for_alerts`] (the enrichment pipeline's success path
+//! calls it in its transaction), the three dispatch jobs (typed `Job`s in [`dispatch`],
+//! registered in `app::job_registry`) and [`http::routes`].
+
+pub mod dispatch;
+pub mod http;
+pub mod model;
+pub mod service;
+
+mod delivery;
+mod matching;
+mod payload;
+mod redact;
+mod signing;
+mod store;
+
+pub use dispatch::{DELIVER_TASK, MATCH_TASK, QUEUE as DISPATCH_QUEUE, SINGLE_TASK};
+pub use signing::{SECRET_PREFIX, sign as sign_webhook};
+
+use crate::db::Tx;
+use crate::egress::Egress;
+use crate::state::AppState;
+
+/// After an alert's enrichment committed (new alert, re-enrich, indicators added with enrich):
+/// queues agent matching for `alert_ids` in the caller's transaction, so an enriched alert
+/// always has its dispatch. Nothing is queued while no agent is active.
+pub async fn enqueue_dispatch_for_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<()> {
+    dispatch::enqueue_for_alerts(tx, alert_ids).await
+}
+
+/// The one place this module reaches the egress gateway (the process's one instance).
+fn egress(state: &AppState) -> &Egress {
+    &state.egress
+}
