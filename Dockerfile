@@ -44,8 +44,8 @@ RUN touch src/main.rs src/lib.rs \
 FROM debian:bookworm-slim
 
 # ca-certificates: TLS to PostgreSQL and outbound services. python3 (3.11 on bookworm): the
-# workflow sandbox's interpreter; tzdata: zoneinfo for workflows.
-# and the health probe below (no curl in the image).
+# workflow sandbox's interpreter and the health probe below (no curl in the image); tzdata:
+# zoneinfo for workflows.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates python3 tzdata \
  && rm -rf /var/lib/apt/lists/*
