@@ -19,6 +19,7 @@ pub mod indicators;
 pub mod ingest;
 pub mod jobs;
 pub mod mappings;
+pub mod mcp;
 pub mod pagination;
 pub mod ratelimit;
 pub mod rules;
