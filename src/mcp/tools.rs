@@ -540,6 +540,11 @@ pub async fn enrich_indicator(
     value: &str,
 ) -> Result<Value, Error> {
     who.authorize::<enrich::lookups::service::EnrichIndicator>()?;
+    // Calseta trims the value and refuses a blank one before looking anything up.
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Error::invalid_field("value", "value must not be blank."));
+    }
     charge(state, who, Family::Enrichment).await?;
     let request = enrich::lookups::service::OnDemandRequest {
         indicator_type_short: Some(indicator_type.to_owned()),

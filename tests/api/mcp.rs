@@ -387,6 +387,8 @@ async fn every_resource_and_tool(backend: Backend) {
     .await;
     assert_eq!(enriched["value"], "203.0.113.9", "{enriched}");
     assert!(enriched["provider_count"].is_u64());
+    let blank = call(&client, "enrich_indicator", json!({"type": "ip", "value": "  "})).await;
+    assert_eq!(blank, json!({"error": "value must not be blank."}));
     let verdict = call(
         &client,
         "update_indicator_malice",
