@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -48,7 +48,7 @@ pub fn routes(state: &AppState, shutdown: &CancellationToken) -> Router<AppState
         .nest_service("/mcp", streamable)
         .route_service("/sse", legacy.clone())
         .route_service("/messages/", legacy)
-        .layer(from_fn_with_state(state.clone(), require_key))
+        .layer(from_fn(require_key))
 }
 
 /// Paths of the MCP transports (the only ones served on the `MCP_BIND` listener).
@@ -62,11 +62,7 @@ pub fn is_mcp_path(path: &str) -> bool {
 
 /// 401 (with `WWW-Authenticate: Bearer`, as MCP clients expect) unless the auth middleware
 /// resolved a valid key; otherwise the caller becomes an MCP principal in the request.
-async fn require_key(
-    axum::extract::State(_state): axum::extract::State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn require_key(request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     let auth = match Auth::from_request_parts(&mut parts, &()).await {
         Ok(auth) => auth,

@@ -655,11 +655,10 @@ async fn unauthenticated_wrong_host_and_rate_limited() {
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let post = |key: Option<&str>| {
-        let request = server
+        server
             .request(Method::POST, "/mcp", key)
             .header("accept", "application/json, text/event-stream")
-            .json(&initialize);
-        request
+            .json(&initialize)
     };
     let anonymous = post(None).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
