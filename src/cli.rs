@@ -219,7 +219,20 @@ async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> 
         );
         // Also on stderr, whatever the log level: operators and scripts learn the port (`--bind :0`).
         eprintln!("calseta listening on http://{address}");
+        let mcp = match state.settings.mcp_bind.clone() {
+            Some(mcp_bind) => {
+                let mcp_listener = tokio::net::TcpListener::bind(&mcp_bind)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {mcp_bind} (MCP_BIND): {e}"))?;
+                eprintln!("calseta MCP listening on http://{}", mcp_listener.local_addr()?);
+                Some(tokio::spawn(crate::http::serve_mcp(state.clone(), mcp_listener, shutdown.clone())))
+            }
+            None => None,
+        };
         crate::http::serve(state, listener, shutdown.clone()).await?;
+        if let Some(mcp) = mcp {
+            mcp.await??;
+        }
     } else {
         tracing::info!(backend = db.backend(), roles = ?roles, "running without the HTTP API");
         shutdown.cancelled().await;

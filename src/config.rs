@@ -181,6 +181,15 @@ pub struct Settings {
     pub approval_notifier: String,
     /// `calseta_api_base_url` of agent webhook payloads: where agents call back.
     pub calseta_api_base_url: String,
+
+    // MCP (issue 12). The transports are served on the API listener; `MCP_BIND` (e.g.
+    // `0.0.0.0:8001`, Calseta's MCP port) adds a listener that serves only them.
+    pub mcp_bind: Option<String>,
+    /// The URL clients reach this server at (`https://calseta.example`): its host is an allowed
+    /// MCP `Host` (DNS-rebinding protection refuses others).
+    pub calseta_public_url: Option<String>,
+    /// More allowed MCP `Host` values, comma-separated (`name` = any port, `name:port`).
+    pub mcp_allowed_hosts: String,
 }
 
 impl Default for Settings {
@@ -268,6 +277,9 @@ impl Default for Settings {
             approval_default_timeout_seconds: 3600,
             approval_notifier: "none".into(),
             calseta_api_base_url: "http://localhost:8000".into(),
+            mcp_bind: None,
+            calseta_public_url: None,
+            mcp_allowed_hosts: String::new(),
         }
     }
 }
@@ -449,6 +461,23 @@ impl Settings {
 
     pub fn is_production(&self) -> bool {
         self.environment.eq_ignore_ascii_case("production")
+    }
+
+    /// The `Host` values MCP requests may carry: loopback, the public URL's host, and
+    /// `MCP_ALLOWED_HOSTS`.
+    pub fn mcp_allowed_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+        let public = self.calseta_public_url.as_deref().and_then(|u| url::Url::parse(u).ok());
+        if let Some(url) = public
+            && let Some(host) = url.host_str()
+        {
+            hosts.push(match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            });
+        }
+        hosts.extend(self.mcp_allowed_hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned));
+        hosts
     }
 
     pub fn docs_enabled(&self) -> bool {

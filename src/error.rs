@@ -92,6 +92,11 @@ impl Error {
         }
     }
 
+    /// The envelope's `message`, for surfaces that have no envelope (MCP results).
+    pub fn client_message(&self) -> String {
+        self.code_message_details().1
+    }
+
     fn code_message_details(&self) -> (&'static str, String, Value) {
         match self {
             Error::Unauthorized => (

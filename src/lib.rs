@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod mappings;
 pub mod metrics;
+pub mod mcp;
 pub mod pagination;
 pub mod ratelimit;
 pub mod rules;

@@ -24,8 +24,14 @@ use crate::state::AppState;
 /// Builds the application. Layers run outermost-first in the order listed in `middleware`:
 /// axum applies the *last* `.layer` call outermost, so they are added innermost-first here.
 pub fn router(state: AppState) -> Router {
+    router_with_shutdown(state, &tokio_util::sync::CancellationToken::new())
+}
+
+/// The application whose long-lived MCP event streams end when `shutdown` fires.
+pub fn router_with_shutdown(state: AppState, shutdown: &tokio_util::sync::CancellationToken) -> Router {
     let (app, spec) = api_router().split_for_parts();
-    let mut app = app;
+    // MCP transports (not in the OpenAPI document): inside auth and rate limiting, like REST.
+    let mut app = app.merge(crate::mcp::routes(&state, shutdown));
     if state.settings.docs_enabled() {
         app = app.merge(docs::routes(spec));
     }
@@ -90,7 +96,17 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     let hsts = state.settings.https_enabled && state.settings.security_header_hsts_enabled;
     let listener = listener::EnvelopingListener::new(listener, hsts);
-    let app = router(state).into_make_service_with_connect_info::<listener::Peer>();
+    let app = router_with_shutdown(state, &shutdown).into_make_service_with_connect_info::<listener::Peer>();
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    Ok(())
+}
+
+/// The `MCP_BIND` listener: the same stack, MCP transports only.
+pub async fn serve_mcp(state: AppState, listener: tokio::net::TcpListener, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    let hsts = state.settings.https_enabled && state.settings.security_header_hsts_enabled;
+    let listener = listener::EnvelopingListener::new(listener, hsts);
+    let app = crate::mcp::only_mcp_layer(router_with_shutdown(state, &shutdown));
+    let app = app.into_make_service_with_connect_info::<listener::Peer>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }

@@ -20,6 +20,7 @@ mod hygiene;
 mod ingest;
 mod jobs;
 mod metrics;
+mod mcp;
 mod indicator_mappings;
 mod indicators;
 mod rate_limits;
