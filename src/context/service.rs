@@ -83,22 +83,6 @@ impl From<ContextDocumentRow> for ContextDocumentResponse {
     }
 }
 
-impl From<ContextDocumentRow> for ContextDocumentSummary {
-    fn from(row: ContextDocumentRow) -> Self {
-        ContextDocumentSummary {
-            uuid: row.uuid,
-            title: row.title,
-            document_type: row.document_type,
-            is_global: row.is_global,
-            description: row.description,
-            tags: row.tags.0,
-            version: row.version,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-}
-
 impl From<ContextDocumentSummaryRow> for ContextDocumentSummary {
     fn from(row: ContextDocumentSummaryRow) -> Self {
         ContextDocumentSummary {

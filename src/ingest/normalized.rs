@@ -547,30 +547,17 @@ mod tests {
 
     #[test]
     fn epoch_timestamps() {
-        assert_eq!(
-            from_epoch_seconds(1_705_312_200.0),
-            Some(utc(2024, 1, 15, 9, 50, 0, 0))
-        );
-        assert_eq!(
-            from_epoch_seconds(1_705_312_200.25),
-            Some(utc(2024, 1, 15, 9, 50, 0, 250_000))
-        );
-        assert_eq!(
-            from_epoch_millis(1_705_312_200_123.0),
-            Some(utc(2024, 1, 15, 9, 50, 0, 123_000))
-        );
-        assert_eq!(
-            from_epoch_auto(1_705_312_200_000.0),
-            Some(utc(2024, 1, 15, 9, 50, 0, 0))
-        );
-        assert_eq!(
-            from_epoch_auto(1_705_312_200.0),
-            Some(utc(2024, 1, 15, 9, 50, 0, 0))
-        );
-        assert_eq!(
-            from_epoch_seconds(-1.5),
-            Some(utc(1969, 12, 31, 23, 59, 58, 500_000))
-        );
+        let mid_january = |micros| Some(utc(2024, 1, 15, 9, 50, 0, micros));
+        for (read, expected) in [
+            (from_epoch_seconds(1_705_312_200.0), mid_january(0)),
+            (from_epoch_seconds(1_705_312_200.25), mid_january(250_000)),
+            (from_epoch_millis(1_705_312_200_123.0), mid_january(123_000)),
+            (from_epoch_auto(1_705_312_200_000.0), mid_january(0)),
+            (from_epoch_auto(1_705_312_200.0), mid_january(0)),
+            (from_epoch_seconds(-1.5), Some(utc(1969, 12, 31, 23, 59, 58, 500_000))),
+        ] {
+            assert_eq!(read, expected);
+        }
         for bad in [
             f64::NAN,
             f64::INFINITY,

@@ -4,26 +4,19 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{AlertSource, PluginField, first_truthy, lowercase_severity, non_empty_str, py_str, truthy};
+use super::{
+    AlertSource, Extraction, PluginField, documented, first_truthy, iso_or_epoch, lowercase_severity, non_empty_str, py_str,
+    truthy,
+};
 use crate::ingest::normalized::{
     ExtractedIndicator, IndicatorType, NormalizeError, NormalizedAlert, Severity, from_epoch_millis,
-    parse_iso_timestamp,
 };
 use crate::ingest::signature::{ELASTIC_SIGNATURE_HEADER, SignatureScheme, WEBHOOK_SIGNATURE_HEADER};
 
 const NAME: &str = "elastic";
 
-const SEVERITIES: &[(&str, Severity)] = &[
-    ("critical", Severity::Critical),
-    ("high", Severity::High),
-    ("medium", Severity::Medium),
-    ("low", Severity::Low),
-    ("informational", Severity::Informational),
-];
-
-/// Pass-1 table: (path, type, description for source-plugin-fields). IP paths also accept a
-/// list of strings.
-const EXTRACTIONS: &[(&str, IndicatorType, &str)] = &[
+/// Pass-1 table. IP paths also accept a list of strings.
+const EXTRACTIONS: &[Extraction] = &[
     ("source.ip", IndicatorType::Ip, "Source IP (ECS)"),
     ("destination.ip", IndicatorType::Ip, "Destination IP (ECS)"),
     ("host.ip", IndicatorType::Ip, "Host IP (ECS, array)"),
@@ -66,10 +59,7 @@ fn first_truthy_path<'a>(raw: &'a Map<String, Value>, paths: &[&str]) -> Option<
 /// Event time: ISO strings as Python parses them; numbers as epoch milliseconds (Elasticsearch's
 /// `epoch_millis`; Calseta would fall back to now).
 fn parse_event_time(value: &Value) -> Option<DateTime<Utc>> {
-    match value {
-        Value::Number(number) => from_epoch_millis(number.as_f64()?),
-        other => parse_iso_timestamp(&py_str(other)),
-    }
+    iso_or_epoch(value, from_epoch_millis)
 }
 
 impl AlertSource for Elastic {
@@ -91,7 +81,7 @@ impl AlertSource for Elastic {
             .unwrap_or_else(|| "Untitled Elastic Alert".to_owned());
 
         let severity = first_truthy_path(raw, &["kibana.alert.severity", "kibana.alert.rule.severity"])
-            .map(|value| lowercase_severity(&py_str(value), SEVERITIES))
+            .map(|value| lowercase_severity(&py_str(value), &[]))
             .unwrap_or(Severity::Pending);
 
         let occurred_at = first_truthy_path(raw, &["kibana.alert.start", "@timestamp"])
@@ -143,7 +133,7 @@ impl AlertSource for Elastic {
     }
 
     fn documented_fields(&self) -> Vec<PluginField> {
-        EXTRACTIONS.iter().map(|&(path, itype, description)| PluginField::new(path, itype, description)).collect()
+        documented(EXTRACTIONS).collect()
     }
 
     fn signature(&self) -> SignatureScheme {

@@ -3,26 +3,22 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{AlertSource, PluginField, first_truthy, lowercase_severity, non_empty_str, py_str, rule_ref_text, truthy};
+use super::{
+    AlertSource, Extraction, PluginField, documented, first_truthy, iso_or_epoch, lowercase_severity, non_empty_str, py_str,
+    rule_ref_text, truthy,
+};
 use crate::ingest::normalized::{
-    ExtractedIndicator, IndicatorType, NormalizeError, NormalizedAlert, Severity, from_epoch_auto, parse_iso_timestamp,
+    ExtractedIndicator, IndicatorType, NormalizeError, NormalizedAlert, Severity, from_epoch_auto,
 };
 use crate::ingest::signature::SignatureScheme;
 
 const NAME: &str = "generic";
 
-const SEVERITIES: &[(&str, Severity)] = &[
-    ("critical", Severity::Critical),
-    ("high", Severity::High),
-    ("medium", Severity::Medium),
-    ("low", Severity::Low),
-    ("informational", Severity::Informational),
-    ("info", Severity::Informational),
-    ("pending", Severity::Pending),
-];
+/// Beyond the shared names ("pending" needs no entry: unknown names are Pending anyway).
+const SEVERITY_ALIASES: &[(&str, Severity)] = &[("info", Severity::Informational)];
 
 /// Top-level string fields read by Pass 1, in extraction order.
-const FIELD_EXTRACTIONS: &[(&str, IndicatorType, &str)] = &[
+const FIELD_EXTRACTIONS: &[Extraction] = &[
     ("src_ip", IndicatorType::Ip, "Source IP"),
     ("dest_ip", IndicatorType::Ip, "Destination IP"),
     ("source_ip", IndicatorType::Ip, "Source IP (alt)"),
@@ -45,10 +41,7 @@ pub struct Generic;
 /// ISO-8601 strings as Python parses them; deviation: numbers are taken as epoch seconds or
 /// milliseconds (Calseta would fall back to now).
 fn parse_occurred_at(value: &Value) -> Option<DateTime<Utc>> {
-    match value {
-        Value::Number(number) => from_epoch_auto(number.as_f64()?),
-        other => parse_iso_timestamp(&py_str(other)),
-    }
+    iso_or_epoch(value, from_epoch_auto)
 }
 
 impl AlertSource for Generic {
@@ -73,7 +66,7 @@ impl AlertSource for Generic {
         };
 
         let severity = match raw.get("severity") {
-            Some(value) => lowercase_severity(&py_str(value), SEVERITIES),
+            Some(value) => lowercase_severity(&py_str(value), SEVERITY_ALIASES),
             None => Severity::Pending,
         };
 
@@ -116,7 +109,7 @@ impl AlertSource for Generic {
 
     fn documented_fields(&self) -> Vec<PluginField> {
         std::iter::once(PluginField::new("indicators[].type+value", IndicatorType::Ip, "Explicit array (all types)"))
-            .chain(FIELD_EXTRACTIONS.iter().map(|&(field, itype, description)| PluginField::new(field, itype, description)))
+            .chain(documented(FIELD_EXTRACTIONS))
             .collect()
     }
 

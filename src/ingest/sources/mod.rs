@@ -281,14 +281,47 @@ pub fn json_type(value: &Value) -> &'static str {
     }
 }
 
-/// Severity keyword lookup shared by the lowercase-mapping plugins.
-fn lowercase_severity(keyword: &str, table: &[(&str, Severity)]) -> Severity {
+/// The severity names every lowercase-mapping plugin accepts.
+const LOWERCASE_SEVERITIES: &[(&str, Severity)] = &[
+    ("critical", Severity::Critical),
+    ("high", Severity::High),
+    ("medium", Severity::Medium),
+    ("low", Severity::Low),
+    ("informational", Severity::Informational),
+];
+
+/// Severity of `keyword`, case-insensitively, by the shared names plus the plugin's own
+/// `aliases`; anything else is Pending.
+fn lowercase_severity(keyword: &str, aliases: &[(&str, Severity)]) -> Severity {
     let lowered = keyword.to_lowercase();
-    table
+    LOWERCASE_SEVERITIES
         .iter()
+        .chain(aliases)
         .find(|(name, _)| *name == lowered)
         .map(|(_, severity)| *severity)
         .unwrap_or(Severity::Pending)
+}
+
+/// A Pass-1 table row: (field path, indicator type, description for source-plugin-fields).
+type Extraction = (&'static str, IndicatorType, &'static str);
+
+/// The documented fields of a Pass-1 table, in table order.
+fn documented(table: &[Extraction]) -> impl Iterator<Item = PluginField> + '_ {
+    table
+        .iter()
+        .map(|&(path, itype, description)| PluginField::new(path, itype, description))
+}
+
+/// An event time: numbers through the plugin's epoch reading, anything else as the ISO-8601
+/// text of its Python `str()`.
+fn iso_or_epoch(
+    value: &Value,
+    from_epoch: fn(f64) -> Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match value {
+        Value::Number(number) => from_epoch(number.as_f64()?),
+        other => super::normalized::parse_iso_timestamp(&py_str(other)),
+    }
 }
 
 #[cfg(test)]

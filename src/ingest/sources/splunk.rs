@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{
-    AlertSource, PluginField, first_truthy, lowercase_severity, non_empty_str, object_or_empty, py_str, rule_ref_text,
+    AlertSource, Extraction, PluginField, first_truthy, lowercase_severity, non_empty_str, object_or_empty, py_str, rule_ref_text,
     truthy,
 };
 use crate::ingest::normalized::{
@@ -15,18 +15,12 @@ use crate::ingest::signature::{SPLUNK_SIGNATURE_HEADER, SPLUNK_TOKEN_HEADER, Sig
 
 const NAME: &str = "splunk";
 
-const SEVERITIES: &[(&str, Severity)] = &[
-    ("critical", Severity::Critical),
-    ("high", Severity::High),
-    ("medium", Severity::Medium),
-    ("low", Severity::Low),
-    ("informational", Severity::Informational),
-    ("info", Severity::Informational),
-];
+/// Beyond the shared names.
+const SEVERITY_ALIASES: &[(&str, Severity)] = &[("info", Severity::Informational)];
 
 /// Pass-1 table over `result.<field>`, in extraction order. `src`/`dest` only count when
 /// `src_ip`/`dest_ip` are falsy.
-const EXTRACTIONS: &[(&str, IndicatorType, &str)] = &[
+const EXTRACTIONS: &[Extraction] = &[
     ("src_ip", IndicatorType::Ip, "Source IP"),
     ("dest_ip", IndicatorType::Ip, "Destination IP"),
     ("src", IndicatorType::Ip, "Source (IP fallback)"),
@@ -79,7 +73,7 @@ impl AlertSource for Splunk {
 
         // Neither urgency nor severity ⇒ "low" (Calseta quirk, kept for compatibility).
         let severity = match first_truthy([result.get("urgency"), result.get("severity")]) {
-            Some(value) => lowercase_severity(&py_str(value), SEVERITIES),
+            Some(value) => lowercase_severity(&py_str(value), SEVERITY_ALIASES),
             None => Severity::Low,
         };
 
