@@ -41,6 +41,11 @@ pub fn fixed() -> Vec<Resource> {
             "workflows",
             "Workflows available for execution",
         ),
+        (
+            "calseta://metrics/summary",
+            "metrics-summary",
+            "Headline SOC metrics (the REST summary, without queue statistics)",
+        ),
     ]
     .into_iter()
     .map(|(uri, name, description)| {
@@ -119,6 +124,7 @@ pub async fn read(state: &AppState, who: &Principal, uri: &str) -> Result<Value,
             to_value(context::service::get(state, who, parse_uuid(id)?).await)
         }
         ["workflows"] => workflow_list(state, who).await,
+        ["metrics", "summary"] => metrics_summary(state, who).await,
         ["workflows", id] => to_value(workflows::service::get(state, who, parse_uuid(id)?).await),
         ["enrichments", kind, value] => {
             let value = percent_decode(value);
@@ -142,6 +148,13 @@ pub async fn read(state: &AppState, who: &Principal, uri: &str) -> Result<Value,
         )),
         Err(error) => Err(ErrorData::invalid_params(error_text(&error), None)),
     }
+}
+
+/// The REST summary's `data`, with `"queue": null` as Calseta's MCP resource has it.
+async fn metrics_summary(state: &AppState, who: &Principal) -> Result<Value, Error> {
+    let mut summary = crate::metrics::service::summary(state, who).await?;
+    summary.queue = None;
+    serde_json::to_value(summary).map_err(|e| Error::Internal(e.into()))
 }
 
 fn parse_uuid(text: &str) -> Result<Uuid, ErrorData> {
