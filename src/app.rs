@@ -101,6 +101,8 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
         .register_with::<EnrichAlert>(enrich_retry)
         .register::<crate::workflows::runs::ExecuteWorkflowRun>()
         .register::<crate::workflows::runs::SendApprovalNotification>()
+        .register::<crate::approvals::ExecuteApprovedWorkflow>()
+        .register_periodic::<crate::approvals::ExpireApprovalRequests>(Duration::from_secs(settings.approval_sweep_interval_seconds.max(1)))
         .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)))
 }
 

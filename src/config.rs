@@ -179,6 +179,16 @@ pub struct Settings {
     pub approval_default_timeout_seconds: i64,
     /// `none` (log only). Slack and Teams notifiers are not built yet and are refused.
     pub approval_notifier: String,
+    // Approval decisions (issue 10).
+    /// Let the key that triggered an approval request decide it too (four-eyes off). Default off.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub approval_allow_self_approval: bool,
+    /// Slack channel for requests whose workflow names none (`#general` when unset).
+    pub approval_default_channel: Option<String>,
+    pub slack_bot_token: Option<String>,
+    pub teams_webhook_url: Option<String>,
+    /// Expired pending requests are swept to `expired` this often.
+    pub approval_sweep_interval_seconds: u64,
 }
 
 impl Default for Settings {
@@ -265,6 +275,11 @@ impl Default for Settings {
             entra_graph_base_url: "https://graph.microsoft.com/v1.0".into(),
             approval_default_timeout_seconds: 3600,
             approval_notifier: "none".into(),
+            approval_allow_self_approval: false,
+            approval_default_channel: None,
+            slack_bot_token: None,
+            teams_webhook_url: None,
+            approval_sweep_interval_seconds: 30,
         }
     }
 }
@@ -336,6 +351,8 @@ const SECRET_SETTINGS: &[&str] = &[
     "HR_INSIDER_RISK_API_KEY",
     "ASSET_MGMT_API_KEY",
     "ANTHROPIC_API_KEY",
+    "SLACK_BOT_TOKEN",
+    "TEAMS_WEBHOOK_URL",
 ];
 
 /// Settings a builtin provider's `env_var_mapping` may name (its credentials come from here, so
@@ -435,6 +452,9 @@ impl Settings {
             &mut settings.hr_insider_risk_base_url,
             &mut settings.asset_mgmt_api_key,
             &mut settings.asset_mgmt_base_url,
+            &mut settings.approval_default_channel,
+            &mut settings.slack_bot_token,
+            &mut settings.teams_webhook_url,
         ] {
             if field.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *field = None;

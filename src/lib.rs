@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod alerts;
+pub mod approvals;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -82,6 +82,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::indicators::http::routes())
         .merge(crate::enrich::routes())
         .merge(crate::workflows::http::routes())
+        .merge(crate::approvals::http::routes())
 }
 
 /// Serves until `shutdown` fires, then stops accepting, lets in-flight requests finish and returns.
