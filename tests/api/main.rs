@@ -4,6 +4,7 @@
 mod support;
 
 mod alerts;
+mod approvals;
 mod api_keys;
 mod audit;
 mod auth;

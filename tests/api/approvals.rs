@@ -1,0 +1,346 @@
+//! The approval gate's decisions over HTTP: one winner under concurrency (and one execution),
+//! four-eyes, the decider taken from the authenticated key, expiry (lazy, swept, and 409 without a
+//! run), cancellation when the workflow is deactivated or deleted, and the execution of an
+//! approved request in the sandbox.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::dual;
+use crate::support::{Backend, ServerBuilder, TestServer, body, eventually, expect_error};
+
+const OK_CODE: &str = "from app.workflows.context import WorkflowContext, WorkflowResult\n\n\
+async def run(ctx: WorkflowContext) -> WorkflowResult:\n    \
+return WorkflowResult.ok(\"done \" + ctx.indicator.value, data={\"type\": ctx.indicator.type})\n";
+
+fn builder(backend: Backend) -> ServerBuilder {
+    TestServer::builder(backend)
+        .env("RATE_LIMIT_WORKFLOW_EXECUTE_PER_MINUTE", "100000")
+        .env("RATE_LIMIT_DEFAULT_PER_MINUTE", "100000")
+        .env("QUEUE_POLL_INTERVAL_MS", "50")
+        // Each test drives expiry itself unless it sets a short sweep.
+        .env("APPROVAL_SWEEP_INTERVAL_SECONDS", "3600")
+}
+
+/// The keys of one scenario: an agent that asks, and a human that decides.
+struct Keys {
+    agent: String,
+    approver: String,
+    approver_uuid: String,
+}
+
+async fn make_keys(server: &TestServer) -> Keys {
+    let (agent, _) = server.create_key(&["workflows:execute", "approvals:write"], json!({"key_type": "agent", "name": "triage-bot"})).await;
+    let (approver, approver_uuid) = server.create_key(&["approvals:write"], json!({"key_type": "human", "name": "analyst on call"})).await;
+    Keys { agent, approver, approver_uuid }
+}
+
+async fn gated_workflow(server: &TestServer) -> String {
+    let request = json!({"name": "contain host", "code": OK_CODE, "state": "active", "approval_mode": "always", "risk_level": "high"});
+    let response = server.post_json("/v1/workflows", &server.admin_key, &request).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    body(response).await["data"]["uuid"].as_str().unwrap().to_owned()
+}
+
+/// Executes `workflow` with the agent key; returns the pending approval request's uuid.
+async fn request_approval(server: &TestServer, agent: &str, workflow: &str) -> String {
+    let request = json!({"indicator_type": "ip", "indicator_value": "203.0.113.7", "reason": "beaconing to C2", "confidence": 0.92});
+    let response = server.post_json(&format!("/v1/workflows/{workflow}/execute"), agent, &request).await;
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    let answer = body(response).await;
+    assert_eq!(answer["data"]["status"], "pending_approval", "{answer}");
+    answer["data"]["approval_request_uuid"].as_str().unwrap().to_owned()
+}
+
+async fn post(server: &TestServer, path: &str, key: &str) -> reqwest::Response {
+    server.request(reqwest::Method::POST, path, Some(key)).send().await.unwrap()
+}
+
+fn approve_path(uuid: &str) -> String {
+    format!("/v1/workflow-approvals/{uuid}/approve")
+}
+
+fn reject_path(uuid: &str) -> String {
+    format!("/v1/workflow-approvals/{uuid}/reject")
+}
+
+async fn sandbox_ok(server: &TestServer, test: &str) -> bool {
+    let health = body(server.client.get(server.url("/health")).send().await.unwrap()).await;
+    let ok = health["workflow_sandbox"]["status"] == "ok";
+    if !ok {
+        eprintln!("skipping the execution part of {test}: workflow sandbox unavailable on this host: {}", health["workflow_sandbox"]);
+        assert!(std::env::var("CALSETA_REQUIRE_SANDBOX").is_err(), "CALSETA_REQUIRE_SANDBOX is set");
+    }
+    ok
+}
+
+async fn twenty_concurrent_approves_have_one_winner(backend: Backend) {
+    let server = builder(backend).start().await;
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let uuid = request_approval(&server, &keys.agent, &workflow).await;
+
+    let attempts = (0..20).map(|i| {
+        let request = server.request(reqwest::Method::POST, &approve_path(&uuid), Some(&keys.approver));
+        async move {
+            let response = request.json(&json!({"responder_id": format!("label-{i}")})).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, body(response).await)
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let winners: Vec<&Value> = results.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for (status, answer) in results.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(*status, 409, "{answer}");
+        assert_eq!(answer["error"]["code"], "APPROVAL_ALREADY_DECIDED", "{answer}");
+        assert_eq!(answer["error"]["message"], format!("Approval request {uuid} is already in terminal status 'approved'"));
+    }
+    let won = &winners[0]["data"];
+    assert_eq!(won["status"], "approved");
+    // The label is the client's; who decided comes from the authenticated key.
+    assert!(won["responder_id"].as_str().unwrap().starts_with("label-"), "{won}");
+    assert_eq!(won["decided_by"]["type"], "api");
+    assert_eq!(won["decided_by"]["id"], keys.approver_uuid.as_str());
+    assert_eq!(won["decided_by"]["key_name"], "analyst on call");
+    assert_eq!(won["decided_by"]["key_prefix"].as_str().unwrap(), &keys.approver[..won["decided_by"]["key_prefix"].as_str().unwrap().len()]);
+    assert!(won["responded_at"].is_string());
+    assert_eq!(won["workflow_uuid"], workflow.as_str());
+    assert_eq!(won["workflow_name"], "contain host");
+
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'execute_approved_workflow_task'").await, 1);
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM activity_events WHERE event_type = 'workflow_approval_responded'").await, 1);
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM audit_log WHERE action = 'approvals.approve' AND outcome = 'success'").await, 1);
+    // The decide token died with the decision (single use).
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_approval_requests WHERE decide_token_hash IS NOT NULL").await, 0);
+    let ran = eventually(Duration::from_secs(20), || async { server.db_count("SELECT COUNT(*) FROM workflow_runs").await == 1 }).await;
+    assert!(ran, "one run");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_runs").await, 1, "exactly one run");
+}
+dual!(twenty_concurrent_approves_have_one_winner);
+
+async fn approve_and_reject_race_has_one_winner(backend: Backend) {
+    let server = builder(backend).start().await;
+    let keys = make_keys(&server).await;
+    let (second, _) = server.create_key(&["approvals:write"], json!({"key_type": "human"})).await;
+    let workflow = gated_workflow(&server).await;
+    for _ in 0..5 {
+        let uuid = request_approval(&server, &keys.agent, &workflow).await;
+        let (approve_to, reject_to) = (approve_path(&uuid), reject_path(&uuid));
+        let (approve, reject) = tokio::join!(post(&server, &approve_to, &keys.approver), post(&server, &reject_to, &second));
+        let (a, r) = (approve.status().as_u16(), reject.status().as_u16());
+        assert!((a, r) == (200, 409) || (a, r) == (409, 200), "approve {a}, reject {r}");
+        let stored = body(server.get(&format!("/v1/workflow-approvals/{uuid}"), &keys.approver).await).await;
+        assert_eq!(stored["data"]["status"], if a == 200 { "approved" } else { "rejected" });
+    }
+    let approved = server.db_count("SELECT COUNT(*) FROM workflow_approval_requests WHERE status = 'approved'").await;
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'execute_approved_workflow_task'").await, approved);
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_approval_requests WHERE status = 'pending'").await, 0);
+}
+dual!(approve_and_reject_race_has_one_winner);
+
+async fn the_requesting_key_cannot_decide(backend: Backend) {
+    let server = builder(backend.clone()).start().await;
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let uuid = request_approval(&server, &keys.agent, &workflow).await;
+    for path in [approve_path(&uuid), reject_path(&uuid)] {
+        let error = expect_error(post(&server, &path, &keys.agent).await, 403, "SELF_APPROVAL_FORBIDDEN").await;
+        assert_eq!(error["error"]["message"], "The API key that requested this approval cannot decide it");
+    }
+    let stored = body(server.get(&format!("/v1/workflow-approvals/{uuid}"), &keys.approver).await).await;
+    assert_eq!(stored["data"]["status"], "pending");
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM audit_log WHERE action = 'approvals.approve' AND outcome = 'denied'").await, 1);
+    // Another key may; a forged label does not make it the requester or hide who decided.
+    let body_label = json!({"responder_id": "the-agent-itself"});
+    let response = server.post_json(&reject_path(&uuid), &keys.approver, &body_label).await;
+    assert_eq!(response.status(), 200);
+    let decided = body(response).await["data"].clone();
+    assert_eq!(decided["responder_id"], "the-agent-itself");
+    assert_eq!(decided["decided_by"]["id"], keys.approver_uuid.as_str());
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'execute_approved_workflow_task'").await, 0, "a rejection runs nothing");
+    server.stop().await;
+
+    // The documented escape hatch turns four-eyes off.
+    let server = builder(backend).env("APPROVAL_ALLOW_SELF_APPROVAL", "true").start().await;
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let uuid = request_approval(&server, &keys.agent, &workflow).await;
+    let response = post(&server, &approve_path(&uuid), &keys.agent).await;
+    assert_eq!(response.status(), 200);
+    let decided = body(response).await["data"].clone();
+    // Without a label the responder is the key prefix, as Calseta.
+    assert_eq!(decided["responder_id"].as_str().unwrap(), &keys.agent[..decided["responder_id"].as_str().unwrap().len()]);
+}
+dual!(the_requesting_key_cannot_decide);
+
+async fn expired_requests_conflict_and_never_run(backend: Backend) {
+    let server = builder(backend).start().await;
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let uuid = request_approval(&server, &keys.agent, &workflow).await;
+    let where_uuid = format!("uuid = {}", server.uuid_sql(uuid.parse().unwrap()));
+    server.db_execute(&format!("UPDATE workflow_approval_requests SET expires_at = '2020-01-01T00:00:00Z' WHERE {where_uuid}")).await;
+
+    let error = expect_error(post(&server, &approve_path(&uuid), &keys.approver).await, 409, "APPROVAL_EXPIRED").await;
+    assert_eq!(error["error"]["message"], format!("Approval request {uuid} has expired"));
+    expect_error(post(&server, &reject_path(&uuid), &keys.approver).await, 409, "APPROVAL_EXPIRED").await;
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'execute_approved_workflow_task'").await, 0);
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_runs").await, 0);
+
+    // A read materializes the expiry (and the decide token dies with it).
+    let list = body(server.get("/v1/workflow-approvals?status=pending", &keys.approver).await).await;
+    assert_eq!(list["meta"]["total"], 1);
+    assert_eq!(list["data"][0]["status"], "expired", "the filter applies before materialization, as Calseta");
+    assert_eq!(server.db_count(&format!("SELECT COUNT(*) FROM workflow_approval_requests WHERE {where_uuid} AND status = 'expired' AND decide_token_hash IS NULL")).await, 1);
+    let error = expect_error(post(&server, &approve_path(&uuid), &keys.approver).await, 409, "APPROVAL_ALREADY_DECIDED").await;
+    assert_eq!(error["error"]["message"], format!("Approval request {uuid} is already in terminal status 'expired'"));
+    let get = body(server.get(&format!("/v1/workflow-approvals/{uuid}"), &keys.approver).await).await;
+    assert_eq!(get["data"]["status"], "expired");
+    assert_eq!(get["data"]["decided_by"], Value::Null);
+}
+dual!(expired_requests_conflict_and_never_run);
+
+async fn the_sweep_expires_without_a_read(backend: Backend) {
+    let server = builder(backend).env("APPROVAL_SWEEP_INTERVAL_SECONDS", "1").start().await;
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let stale = request_approval(&server, &keys.agent, &workflow).await;
+    let fresh = request_approval(&server, &keys.agent, &workflow).await;
+    let where_stale = format!("uuid = {}", server.uuid_sql(stale.parse().unwrap()));
+    server.db_execute(&format!("UPDATE workflow_approval_requests SET expires_at = '2020-01-01T00:00:00Z' WHERE {where_stale}")).await;
+    let swept = eventually(Duration::from_secs(15), || async {
+        server.db_count(&format!("SELECT COUNT(*) FROM workflow_approval_requests WHERE {where_stale} AND status = 'expired'")).await == 1
+    })
+    .await;
+    assert!(swept, "the sweep expired the stale request");
+    let where_fresh = format!("uuid = {}", server.uuid_sql(fresh.parse().unwrap()));
+    assert_eq!(server.db_count(&format!("SELECT COUNT(*) FROM workflow_approval_requests WHERE {where_fresh} AND status = 'pending'")).await, 1);
+    assert!(server.db_count("SELECT COUNT(*) FROM audit_log WHERE action = 'approvals.expire'").await >= 1);
+}
+dual!(the_sweep_expires_without_a_read);
+
+async fn deactivating_or_deleting_the_workflow_cancels_pending_requests(backend: Backend) {
+    let server = builder(backend).start().await;
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let pending = request_approval(&server, &keys.agent, &workflow).await;
+    let decided = request_approval(&server, &keys.agent, &workflow).await;
+    assert_eq!(post(&server, &reject_path(&decided), &keys.approver).await.status(), 200);
+
+    let response = server.patch_json(&format!("/v1/workflows/{workflow}"), &server.admin_key, &json!({"state": "inactive"})).await;
+    assert_eq!(response.status(), 200);
+    let get = body(server.get(&format!("/v1/workflow-approvals/{pending}"), &keys.approver).await).await;
+    assert_eq!(get["data"]["status"], "cancelled");
+    let get = body(server.get(&format!("/v1/workflow-approvals/{decided}"), &keys.approver).await).await;
+    assert_eq!(get["data"]["status"], "rejected", "decided requests keep their outcome");
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_approval_requests WHERE status = 'cancelled' AND decide_token_hash IS NULL").await, 1);
+    let error = expect_error(post(&server, &approve_path(&pending), &keys.approver).await, 409, "APPROVAL_ALREADY_DECIDED").await;
+    assert_eq!(error["error"]["message"], format!("Approval request {pending} is already in terminal status 'cancelled'"));
+
+    // Deleting takes the requests (and their links) with the workflow.
+    let other = gated_workflow(&server).await;
+    let doomed = request_approval(&server, &keys.agent, &other).await;
+    let response = server.request(reqwest::Method::DELETE, &format!("/v1/workflows/{other}"), Some(&server.admin_key)).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    expect_error(server.get(&format!("/v1/workflow-approvals/{doomed}"), &keys.approver).await, 404, "NOT_FOUND").await;
+}
+dual!(deactivating_or_deleting_the_workflow_cancels_pending_requests);
+
+async fn list_filters_bad_input_and_defaults(backend: Backend) {
+    let server = builder(backend).start().await;
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let first = request_approval(&server, &keys.agent, &workflow).await;
+    let second = request_approval(&server, &keys.agent, &workflow).await;
+    assert_eq!(post(&server, &reject_path(&first), &keys.approver).await.status(), 200);
+
+    let page = body(server.get("/v1/workflow-approvals?page_size=1", &keys.approver).await).await;
+    assert_eq!(page["meta"], json!({"total": 2, "page": 1, "page_size": 1, "total_pages": 2}));
+    assert_eq!(page["data"][0]["uuid"], second.as_str(), "newest first");
+    let item = &page["data"][0];
+    for field in ["uuid", "workflow_id", "workflow_name", "workflow_uuid", "trigger_type", "trigger_agent_key_prefix", "trigger_context", "reason",
+                  "confidence", "notifier_type", "notifier_channel", "status", "responder_id", "responded_at", "expires_at", "execution_result",
+                  "created_at", "updated_at"] {
+        assert!(item.get(field).is_some(), "{field} in {item}");
+    }
+    assert_eq!(item["trigger_type"], "agent");
+    assert_eq!(item["reason"], "beaconing to C2");
+    assert_eq!(item["trigger_context"]["indicator_value"], "203.0.113.7");
+    let rejected = body(server.get("/v1/workflow-approvals?status=rejected", &keys.approver).await).await;
+    assert_eq!(rejected["meta"]["total"], 1);
+    assert_eq!(rejected["data"][0]["uuid"], first.as_str());
+    let by_workflow = body(server.get(&format!("/v1/workflow-approvals?workflow_uuid={workflow}"), &keys.approver).await).await;
+    assert_eq!(by_workflow["meta"]["total"], 2);
+
+    let unknown = uuid::Uuid::new_v4();
+    let error = expect_error(server.get(&format!("/v1/workflow-approvals?workflow_uuid={unknown}"), &keys.approver).await, 404, "NOT_FOUND").await;
+    assert_eq!(error["error"]["message"], format!("Workflow {unknown} not found"));
+    expect_error(server.get("/v1/workflow-approvals?workflow_uuid=nope", &keys.approver).await, 422, "VALIDATION_ERROR").await;
+    expect_error(server.get("/v1/workflow-approvals?page_size=501", &keys.approver).await, 422, "VALIDATION_ERROR").await;
+    let error = expect_error(server.get(&format!("/v1/workflow-approvals/{unknown}"), &keys.approver).await, 404, "NOT_FOUND").await;
+    assert_eq!(error["error"]["message"], format!("Approval request {unknown} not found"));
+    expect_error(post(&server, &approve_path(&unknown.to_string()), &keys.approver).await, 404, "NOT_FOUND").await;
+    expect_error(server.get("/v1/workflow-approvals/not-a-uuid", &keys.approver).await, 422, "VALIDATION_ERROR").await;
+    let bad = server.request(reqwest::Method::POST, &approve_path(&second), Some(&keys.approver)).header("content-type", "application/json").body("[1]").send().await.unwrap();
+    expect_error(bad, 422, "VALIDATION_ERROR").await;
+    let bad = server.request(reqwest::Method::POST, &approve_path(&second), Some(&keys.approver)).header("content-type", "application/json").body("{").send().await.unwrap();
+    assert_eq!(bad.status(), 422);
+    let bad = server.request(reqwest::Method::POST, &approve_path(&second), Some(&keys.approver)).body("responder_id=x").send().await.unwrap();
+    expect_error(bad, 415, "UNSUPPORTED_MEDIA_TYPE").await;
+    let bad = server.post_json(&approve_path(&second), &keys.approver, &json!({"responder_id": 5})).await;
+    expect_error(bad, 422, "VALIDATION_ERROR").await;
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_approval_requests WHERE status = 'pending'").await, 1, "bad input decides nothing");
+
+    // Scopes: approvals:write for the API, admin for the defaults.
+    let (reader, _) = server.create_key(&["workflows:read"], json!({})).await;
+    expect_error(server.get("/v1/workflow-approvals", &reader).await, 403, "FORBIDDEN").await;
+    expect_error(post(&server, &approve_path(&second), &reader).await, 403, "FORBIDDEN").await;
+    expect_error(server.get("/v1/settings/approval-defaults", &keys.approver).await, 403, "FORBIDDEN").await;
+    let defaults = body(server.get("/v1/settings/approval-defaults", &server.admin_key).await).await;
+    assert_eq!(
+        defaults,
+        json!({"data": {"notifier": "none", "default_channel": null, "default_timeout_seconds": 3600, "slack_configured": false, "teams_configured": false}, "meta": {}})
+    );
+}
+dual!(list_filters_bad_input_and_defaults);
+
+async fn an_approved_request_runs_once_in_the_sandbox(backend: Backend) {
+    let server = builder(backend).start().await;
+    if !sandbox_ok(&server, "an_approved_request_runs_once_in_the_sandbox").await {
+        return;
+    }
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let sql = format!(
+        "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, created_at, updated_at) VALUES ({}, 'ip', '203.0.113.7', \
+         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        server.uuid_sql(uuid::Uuid::new_v4())
+    );
+    server.db_execute(&sql).await;
+    let uuid = request_approval(&server, &keys.agent, &workflow).await;
+    // The code changes after the request: the run executes the version current at approval time.
+    let new_code = OK_CODE.replace("\"done \"", "\"v2 \"");
+    assert_eq!(server.patch_json(&format!("/v1/workflows/{workflow}"), &server.admin_key, &json!({"code": new_code})).await.status(), 200);
+    assert_eq!(post(&server, &approve_path(&uuid), &keys.approver).await.status(), 200);
+    let path = format!("/v1/workflow-approvals/{uuid}");
+    let done = eventually(Duration::from_secs(30), || async {
+        !body(server.get(&path, &keys.approver).await).await["data"]["execution_result"].is_null()
+    })
+    .await;
+    assert!(done, "execution_result stored");
+    let approval = body(server.get(&path, &keys.approver).await).await["data"].clone();
+    assert_eq!(approval["execution_result"], json!({"success": true, "message": "v2 203.0.113.7", "data": {"type": "ip"}}));
+    let runs = body(server.get(&format!("/v1/workflow-runs?workflow_uuid={workflow}"), &server.admin_key).await).await;
+    assert_eq!(runs["meta"]["total"], 1);
+    assert_eq!(runs["data"][0]["status"], "success");
+    assert_eq!(runs["data"][0]["trigger_type"], "agent");
+    assert_eq!(runs["data"][0]["code_version_executed"], 2);
+    let refs = server.db_texts("SELECT CAST(event_references AS TEXT) FROM activity_events WHERE event_type = 'workflow_executed'").await;
+    assert_eq!(refs.len(), 1);
+    let refs: Value = serde_json::from_str(refs[0].as_deref().unwrap()).unwrap();
+    assert_eq!(refs["approval_uuid"], uuid.as_str());
+}
+dual!(an_approved_request_runs_once_in_the_sandbox);
