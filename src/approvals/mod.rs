@@ -3,12 +3,14 @@
 //! executable, and the job that runs an approved request. Requests are created by the workflow
 //! gate (`crate::workflows`).
 
+mod decide;
 mod execute;
 pub mod http;
 pub mod model;
 pub mod service;
 mod store;
 
+pub use decide::DECIDE_PAGE_CSP;
 pub use execute::{ExecuteApprovedWorkflow, ExpireApprovalRequests};
 
 use serde_json::Value;

@@ -87,12 +87,13 @@ pub struct DecidedBy {
 }
 
 /// The decision: ONE conditional UPDATE (pending and not expired → `status`). Under any
-/// concurrency exactly one caller gets `true`; the decide token dies with it (single use).
+/// concurrency exactly one caller gets `true`. The decide token cannot decide again (it only
+/// opens a `pending` request); its hash stays so its holder can read "already decided".
 pub async fn decide(tx: &mut Tx, id: i64, status: &str, responder_id: &str, by: &DecidedBy) -> sqlx::Result<bool> {
     let at = now();
     let done = with_tx!(tx, c => sqlx::query(
         "UPDATE workflow_approval_requests SET status = $2, responder_id = $3, responded_at = $4, updated_at = $4, \
-         decided_by_type = $5, decided_by_id = $6, decided_by_key_prefix = $7, decided_by_key_name = $8, decide_token_hash = NULL \
+         decided_by_type = $5, decided_by_id = $6, decided_by_key_prefix = $7, decided_by_key_name = $8 \
          WHERE id = $1 AND status = 'pending' AND expires_at >= $4")
         .bind(id).bind(status).bind(responder_id).bind(at).bind(by.kind).bind(&by.id).bind(&by.key_prefix).bind(&by.key_name)
         .execute(c).await.map(|r| r.rows_affected()))?;

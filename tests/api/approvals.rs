@@ -112,8 +112,8 @@ async fn twenty_concurrent_approves_have_one_winner(backend: Backend) {
     assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'execute_approved_workflow_task'").await, 1);
     assert_eq!(server.db_count("SELECT COUNT(*) FROM activity_events WHERE event_type = 'workflow_approval_responded'").await, 1);
     assert_eq!(server.db_count("SELECT COUNT(*) FROM audit_log WHERE action = 'approvals.approve' AND outcome = 'success'").await, 1);
-    // The decide token died with the decision (single use).
-    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_approval_requests WHERE decide_token_hash IS NOT NULL").await, 0);
+    // The decide token stays readable ("already decided") but can no longer decide.
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_approval_requests WHERE decide_token_hash IS NOT NULL").await, 1);
     let ran = eventually(Duration::from_secs(20), || async { server.db_count("SELECT COUNT(*) FROM workflow_runs").await == 1 }).await;
     assert!(ran, "one run");
     tokio::time::sleep(Duration::from_millis(300)).await;
