@@ -344,3 +344,252 @@ async fn an_approved_request_runs_once_in_the_sandbox(backend: Backend) {
     assert_eq!(refs["approval_uuid"], uuid.as_str());
 }
 dual!(an_approved_request_runs_once_in_the_sandbox);
+
+// ------------------------------------------------------------------------------------------
+// The browser decide page.
+
+/// Gives request `uuid` a known decide token (the real one only ever leaves sealed, for the
+/// notifier): the database keeps its SHA-256 hex, as the gate writes it.
+async fn plant_token(server: &TestServer, uuid: &str) -> String {
+    use sha2::Digest;
+    let token = format!("tok-{}", uuid::Uuid::new_v4().simple());
+    let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    let sql = format!("UPDATE workflow_approval_requests SET decide_token_hash = '{hash}' WHERE uuid = {}", server.uuid_sql(uuid.parse().unwrap()));
+    assert_eq!(server.db_execute(&sql).await, 1);
+    token
+}
+
+fn decide_path(uuid: &str) -> String {
+    format!("/v1/approvals/{uuid}/decide")
+}
+
+fn with_token(server: &TestServer, uuid: &str, token: &str) -> String {
+    format!("{}?{}", server.url(&decide_path(uuid)), serde_urlencoded::to_string([("token", token)]).unwrap())
+}
+
+fn form_post(server: &TestServer, uuid: &str, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    server
+        .client
+        .post(server.url(&decide_path(uuid)))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(form).unwrap())
+}
+
+async fn page_get(server: &TestServer, uuid: &str, token: &str) -> (u16, String) {
+    let response = server.client.get(with_token(server, uuid, token)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn page_post(server: &TestServer, uuid: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let response = form_post(server, uuid, form).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn the_decide_page_cases(backend: Backend) {
+    let server = builder(backend).env("RATE_LIMIT_UNAUTHED_PER_MINUTE", "60").start().await;
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let hostile = json!({"indicator_type": "domain", "indicator_value": "<img src=x onerror=alert(1)>.example", "reason": "<script>alert('x')</script> & \"quotes\"", "confidence": 0.5});
+    let response = server.post_json(&format!("/v1/workflows/{workflow}/execute"), &keys.agent, &hostile).await;
+    let uuid = body(response).await["data"]["approval_request_uuid"].as_str().unwrap().to_owned();
+    let other = request_approval(&server, &keys.agent, &workflow).await;
+    let token = plant_token(&server, &uuid).await;
+    let other_token = plant_token(&server, &other).await;
+
+    // The pending form: escaped, self-contained, under the page CSP, no token in the form's URL.
+    let response = server.client.get(with_token(&server, &uuid, &token)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.starts_with("default-src 'none'") && !csp.contains("script-src") && csp.contains("form-action 'self'"), "{csp}");
+    let html = response.text().await.unwrap();
+    assert!(!html.contains("<script") && !html.contains("<img"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2F;script&gt; &amp; &quot;quotes&quot;"), "{html}");
+    assert!(html.contains("contain host") && html.contains("50%") && html.contains("HIGH risk") && html.contains(" UTC"));
+    assert!(html.contains(&format!("action=\"/v1/approvals/{uuid}/decide\"")), "{html}");
+    assert!(!html.contains("http://") && !html.contains("https://"), "nothing remote: {html}");
+
+    // Credentials: missing → 422 JSON, wrong or another request's → 403, unknown request → 404.
+    let response = server.client.get(server.url(&decide_path(&uuid))).send().await.unwrap();
+    expect_error(response, 422, "VALIDATION_ERROR").await;
+    let (status, html) = page_get(&server, &uuid, "wrong").await;
+    assert_eq!((status, html.contains("Invalid approval token.")), (403, true));
+    let (status, html) = page_get(&server, &uuid, &other_token).await;
+    assert_eq!((status, html.contains("Invalid approval token.")), (403, true));
+    let (status, html) = page_get(&server, &uuid::Uuid::new_v4().to_string(), &token).await;
+    assert_eq!((status, html.contains("Approval request not found.")), (404, true));
+    let (status, _) = page_post(&server, &uuid, &[("token", &other_token), ("decision", "approve")]).await;
+    assert_eq!(status, 403);
+    let (status, html) = page_post(&server, &uuid, &[("token", &token), ("decision", "maybe")]).await;
+    assert_eq!((status, html.contains("Invalid decision. Must be &#x27;approve&#x27; or &#x27;reject&#x27;.")), (400, true), "{html}");
+    let response = form_post(&server, &uuid, &[("token", &token)]).send().await.unwrap();
+    expect_error(response, 422, "VALIDATION_ERROR").await;
+    let response = server.client.post(server.url(&decide_path(&uuid))).json(&json!({"token": token, "decision": "approve"})).send().await.unwrap();
+    expect_error(response, 415, "UNSUPPORTED_MEDIA_TYPE").await;
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_approval_requests WHERE status = 'pending'").await, 2, "nothing decided yet");
+
+    // Approve once; the token cannot decide again.
+    let (status, html) = page_post(&server, &uuid, &[("token", &token), ("decision", "approve")]).await;
+    assert_eq!((status, html.contains("Workflow approved. Execution has been queued.")), (200, true), "{html}");
+    let (status, html) = page_post(&server, &uuid, &[("token", &token), ("decision", "reject")]).await;
+    assert_eq!((status, html.contains("This approval request has already been decided.")), (200, true));
+    let (status, html) = page_get(&server, &uuid, &token).await;
+    assert_eq!((status, html.contains("This approval request has already been approved.")), (200, true));
+    let decided = body(server.get(&format!("/v1/workflow-approvals/{uuid}"), &keys.approver).await).await["data"].clone();
+    assert_eq!(decided["status"], "approved");
+    assert_eq!(decided["responder_id"], "browser");
+    assert_eq!(decided["decided_by"], json!({"type": "browser", "id": "browser", "key_prefix": null, "key_name": null}));
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'execute_approved_workflow_task'").await, 1);
+
+    // Expiry: the page persists it, and the link dies with it.
+    let where_other = format!("uuid = {}", server.uuid_sql(other.parse().unwrap()));
+    server.db_execute(&format!("UPDATE workflow_approval_requests SET expires_at = '2020-01-01T00:00:00Z' WHERE {where_other}")).await;
+    let (status, html) = page_post(&server, &other, &[("token", &other_token), ("decision", "approve")]).await;
+    assert_eq!((status, html.contains("This approval request has expired.")), (200, true), "{html}");
+    assert_eq!(server.db_count(&format!("SELECT COUNT(*) FROM workflow_approval_requests WHERE {where_other} AND status = 'expired'")).await, 1);
+    let (status, _) = page_get(&server, &other, &other_token).await;
+    assert_eq!(status, 403, "an expired request's link is dead");
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'execute_approved_workflow_task'").await, 1, "no run for the expired one");
+
+    // Cancellation kills the link too.
+    let third = request_approval(&server, &keys.agent, &workflow).await;
+    let third_token = plant_token(&server, &third).await;
+    assert_eq!(page_get(&server, &third, &third_token).await.0, 200);
+    server.patch_json(&format!("/v1/workflows/{workflow}"), &server.admin_key, &json!({"is_active": false})).await;
+    assert_eq!(page_get(&server, &third, &third_token).await.0, 403);
+
+    // The token never reaches the logs.
+    let logs = format!("{}\n{}", server.stdout.text(), server.stderr.text());
+    assert!(!logs.contains(&token) && !logs.contains(&other_token) && !logs.contains(&third_token), "a decide token was logged");
+
+    // Rate-limited per client IP (the unauthenticated budget).
+    let mut limited = false;
+    for _ in 0..70 {
+        let response = server.client.get(with_token(&server, &uuid, "guess")).send().await.unwrap();
+        if response.status() == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "token guessing meets 429");
+}
+dual!(the_decide_page_cases);
+
+/// A real headless browser (Debian's chromium driven by chromedriver over WebDriver): load the
+/// page, read it, click Approve, see the confirmation; loading the link again shows the request
+/// already decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_approves_through_the_decide_page() {
+    let (Some(driver), Some(browser)) = (which("chromedriver"), which("chromium").or_else(|| which("chromium-browser"))) else {
+        eprintln!("skipping a_real_browser_approves_through_the_decide_page: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let server = builder(Backend::Sqlite).start().await;
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let uuid = request_approval(&server, &keys.agent, &workflow).await;
+    let token = plant_token(&server, &uuid).await;
+    let link = format!("{}?token={token}", server.url(&decide_path(&uuid)));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut chromedriver = tokio::process::Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    let wd = WebDriver { base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new(), session: String::new() };
+    let profile = tempfile::tempdir().unwrap();
+    let wd = wd.start(&browser, profile.path()).await;
+
+    wd.go(&link).await;
+    assert_eq!(wd.text("#workflow").await, "contain host");
+    assert_eq!(wd.text("#indicator").await, "203.0.113.7");
+    assert_eq!(wd.text("#reason").await, "beaconing to C2");
+    wd.click("#approve").await;
+    let confirmed = wd.text("#message").await;
+    assert_eq!(confirmed, "Workflow approved. Execution has been queued.");
+    wd.go(&link).await;
+    assert_eq!(wd.text("#message").await, "This approval request has already been approved.");
+    wd.quit().await;
+    let _ = chromedriver.kill().await;
+
+    let decided = body(server.get(&format!("/v1/workflow-approvals/{uuid}"), &keys.approver).await).await["data"].clone();
+    assert_eq!(decided["status"], "approved");
+    assert_eq!(decided["decided_by"]["type"], "browser");
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| std::path::Path::new(dir).join(program)).find(|p| p.is_file())
+}
+
+/// The few WebDriver commands the browser test needs, as JSON over HTTP.
+struct WebDriver {
+    base: String,
+    client: reqwest::Client,
+    session: String,
+}
+
+impl WebDriver {
+    async fn call(&self, method: reqwest::Method, path: &str, payload: Option<Value>) -> Value {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(payload) = payload {
+            request = request.json(&payload);
+        }
+        let answer: Value = request.send().await.expect("webdriver reachable").json().await.unwrap();
+        answer["value"].clone()
+    }
+
+    async fn start(mut self, browser: &std::path::Path, profile: &std::path::Path) -> Self {
+        let args = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", profile.display())])
+        .collect::<Vec<_>>();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
+            "goog:chromeOptions": {"binary": browser.to_str().unwrap(), "args": args}}}});
+        let mut session = Value::Null;
+        for _ in 0..50 {
+            if let Ok(response) = self.client.post(format!("{}/session", self.base)).json(&capabilities).send().await {
+                session = response.json::<Value>().await.unwrap()["value"].clone();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.session = session["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {session}")).to_owned();
+        self
+    }
+
+    async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, &format!("/session/{}/url", self.session), Some(json!({"url": url}))).await;
+    }
+
+    async fn element(&self, css: &str) -> String {
+        for _ in 0..50 {
+            let found = self.call(reqwest::Method::POST, &format!("/session/{}/element", self.session), Some(json!({"using": "css selector", "value": css}))).await;
+            if let Some(id) = found.get("element-6066-11e4-a6c4-4b0ae5e8cd06").and_then(Value::as_str) {
+                return id.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no element {css}");
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let id = self.element(css).await;
+        self.call(reqwest::Method::GET, &format!("/session/{}/element/{id}/text", self.session), None).await.as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.call(reqwest::Method::POST, &format!("/session/{}/element/{id}/click", self.session), Some(json!({}))).await;
+    }
+
+    async fn quit(&self) {
+        self.call(reqwest::Method::DELETE, &format!("/session/{}", self.session), None).await;
+    }
+}
