@@ -571,7 +571,7 @@ impl WebDriver {
     async fn element(&self, css: &str) -> String {
         for _ in 0..50 {
             let found = self.call(reqwest::Method::POST, &format!("/session/{}/element", self.session), Some(json!({"using": "css selector", "value": css}))).await;
-            if let Some(id) = found.get("element-6066-11e4-a6c4-4b0ae5e8cd06").and_then(Value::as_str) {
+            if let Some(id) = found.get("element-6066-11e4-a52e-4f735466cecf").and_then(Value::as_str) {
                 return id.to_owned();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
