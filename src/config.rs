@@ -186,6 +186,8 @@ pub struct Settings {
     /// Slack channel for requests whose workflow names none (`#general` when unset).
     pub approval_default_channel: Option<String>,
     pub slack_bot_token: Option<String>,
+    /// Verifies Slack interactivity callbacks (`v0` signatures); without it they are refused.
+    pub slack_signing_secret: Option<String>,
     pub teams_webhook_url: Option<String>,
     /// Expired pending requests are swept to `expired` this often.
     pub approval_sweep_interval_seconds: u64,
@@ -278,6 +280,7 @@ impl Default for Settings {
             approval_allow_self_approval: false,
             approval_default_channel: None,
             slack_bot_token: None,
+            slack_signing_secret: None,
             teams_webhook_url: None,
             approval_sweep_interval_seconds: 30,
         }
@@ -352,6 +355,7 @@ const SECRET_SETTINGS: &[&str] = &[
     "ASSET_MGMT_API_KEY",
     "ANTHROPIC_API_KEY",
     "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
     "TEAMS_WEBHOOK_URL",
 ];
 
@@ -454,6 +458,7 @@ impl Settings {
             &mut settings.asset_mgmt_base_url,
             &mut settings.approval_default_channel,
             &mut settings.slack_bot_token,
+            &mut settings.slack_signing_secret,
             &mut settings.teams_webhook_url,
         ] {
             if field.as_deref().is_some_and(|v| v.trim().is_empty()) {

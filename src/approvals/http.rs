@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reject_approval))
         .routes(routes!(get_approval_defaults))
         .merge(super::decide::routes())
+        .merge(super::callback::routes())
 }
 
 /// A JSON body the client may omit entirely (Calseta's `Body | None`): no `Content-Type` and no

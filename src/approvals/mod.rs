@@ -3,6 +3,7 @@
 //! executable, and the job that runs an approved request. Requests are created by the workflow
 //! gate (`crate::workflows`).
 
+mod callback;
 mod decide;
 mod execute;
 pub mod http;

@@ -593,3 +593,73 @@ impl WebDriver {
         self.call(reqwest::Method::DELETE, &format!("/session/{}", self.session), None).await;
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Chat callbacks.
+
+fn slack_signed(secret: &str, timestamp: i64, body: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn slack_post(server: &TestServer, timestamp: Option<String>, signature: Option<String>, body: &str) -> (u16, String) {
+    let mut request = server.client.post(server.url("/v1/approvals/callback/slack")).header("content-type", "application/x-www-form-urlencoded").body(body.to_owned());
+    if let Some(t) = timestamp {
+        request = request.header("x-slack-request-timestamp", t);
+    }
+    if let Some(s) = signature {
+        request = request.header("x-slack-signature", s);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn slack_callbacks_are_signed_and_decide_once(backend: Backend) {
+    // Without a signing secret the callback is refused (fail closed).
+    let server = builder(backend.clone()).start().await;
+    let (status, text) = slack_post(&server, None, None, "payload=%7B%7D").await;
+    assert_eq!((status, text.contains("SLACK_SIGNING_SECRET")), (403, true), "{text}");
+    let teams = server.client.post(server.url("/v1/approvals/callback/teams")).send().await.unwrap();
+    assert_eq!(teams.status(), 200);
+    assert!(body(teams).await["message"].as_str().unwrap().contains("not supported"));
+    server.stop().await;
+
+    let secret = "slack-signing-secret-for-tests";
+    let server = builder(backend).env("SLACK_SIGNING_SECRET", secret).start().await;
+    let keys = make_keys(&server).await;
+    let workflow = gated_workflow(&server).await;
+    let uuid = request_approval(&server, &keys.agent, &workflow).await;
+    let payload = json!({"type": "block_actions", "user": {"id": "U024BE7LH"}, "actions": [{"action_id": format!("approve:{uuid}"), "value": uuid}]});
+    let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+    let now = chrono::Utc::now().timestamp();
+
+    // Missing, non-numeric, stale, and wrong signatures: refused, nothing decided.
+    assert_eq!(slack_post(&server, None, Some(slack_signed(secret, now, &form)), &form).await, (403, "Invalid timestamp".into()));
+    assert_eq!(slack_post(&server, Some("soon".into()), Some(slack_signed(secret, now, &form)), &form).await, (403, "Invalid timestamp".into()));
+    let stale = now - 301;
+    assert_eq!(slack_post(&server, Some(stale.to_string()), Some(slack_signed(secret, stale, &form)), &form).await, (403, "Request too old".into()));
+    assert_eq!(slack_post(&server, Some(now.to_string()), None, &form).await, (403, "Invalid signature".into()));
+    assert_eq!(slack_post(&server, Some(now.to_string()), Some(slack_signed("other-secret", now, &form)), &form).await, (403, "Invalid signature".into()));
+    let tampered = form.replace("approve", "reject");
+    assert_eq!(slack_post(&server, Some(now.to_string()), Some(slack_signed(secret, now, &form)), &tampered).await, (403, "Invalid signature".into()));
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM workflow_approval_requests WHERE status = 'pending'").await, 1);
+
+    // Signed: payload checks, then the decision.
+    let empty = "nothing=1";
+    assert_eq!(slack_post(&server, Some(now.to_string()), Some(slack_signed(secret, now, empty)), empty).await, (400, "Missing payload".into()));
+    let broken = "payload=%7Bnot-json";
+    assert_eq!(slack_post(&server, Some(now.to_string()), Some(slack_signed(secret, now, broken)), broken).await, (400, "Invalid JSON payload".into()));
+    assert_eq!(slack_post(&server, Some(now.to_string()), Some(slack_signed(secret, now, &form)), &form).await, (200, "ok".into()));
+    let decided = body(server.get(&format!("/v1/workflow-approvals/{uuid}"), &keys.approver).await).await["data"].clone();
+    assert_eq!(decided["status"], "approved");
+    assert_eq!(decided["responder_id"], "U024BE7LH");
+    assert_eq!(decided["decided_by"]["type"], "slack");
+    assert_eq!(decided["decided_by"]["id"], "U024BE7LH");
+    // A replay inside the window is answered but cannot decide again.
+    assert_eq!(slack_post(&server, Some(now.to_string()), Some(slack_signed(secret, now, &form)), &form).await, (200, "ok".into()));
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'execute_approved_workflow_task'").await, 1);
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM activity_events WHERE event_type = 'workflow_approval_responded'").await, 1);
+}
+dual!(slack_callbacks_are_signed_and_decide_once);
