@@ -29,21 +29,22 @@ fn text(status: StatusCode, body: &'static str) -> Response {
 }
 
 /// `v0=` + hex HMAC-SHA256(secret, `v0:<timestamp>:<body>`), checked in constant time.
-fn verify(secret: &str, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), Response> {
+/// `Err` is the 403 text.
+fn verify(secret: &str, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), &'static str> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let timestamp = header("x-slack-request-timestamp");
-    let Ok(at) = timestamp.trim().parse::<i64>() else { return Err(text(StatusCode::FORBIDDEN, "Invalid timestamp")) };
+    let Ok(at) = timestamp.trim().parse::<i64>() else { return Err("Invalid timestamp") };
     if (now - at).abs() > MAX_SKEW_SECONDS {
-        return Err(text(StatusCode::FORBIDDEN, "Request too old"));
+        return Err("Request too old");
     }
     let signature = header("x-slack-signature").strip_prefix("v0=").and_then(|h| hex::decode(h).ok());
-    let Some(signature) = signature else { return Err(text(StatusCode::FORBIDDEN, "Invalid signature")) };
+    let Some(signature) = signature else { return Err("Invalid signature") };
     let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
-        return Err(text(StatusCode::FORBIDDEN, "Invalid signature"));
+        return Err("Invalid signature");
     };
     mac.update(format!("v0:{}:", timestamp.trim()).as_bytes());
     mac.update(body);
-    mac.verify_slice(&signature).map_err(|_| text(StatusCode::FORBIDDEN, "Invalid signature"))
+    mac.verify_slice(&signature).map_err(|_| "Invalid signature")
 }
 
 #[utoipa::path(post, path = "/v1/approvals/callback/slack", tag = "approvals",
@@ -55,7 +56,7 @@ pub async fn slack_callback(State(state): State<AppState>, headers: HeaderMap, b
         return text(StatusCode::FORBIDDEN, "Slack callbacks are disabled: SLACK_SIGNING_SECRET is not set");
     };
     if let Err(refused) = verify(secret, &headers, &body, chrono::Utc::now().timestamp()) {
-        return refused;
+        return text(StatusCode::FORBIDDEN, refused);
     }
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let Some((_, payload)) = fields.into_iter().find(|(k, _)| k == "payload") else { return text(StatusCode::BAD_REQUEST, "Missing payload") };
