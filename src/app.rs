@@ -104,6 +104,8 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
         .register::<crate::agents::dispatch::MatchJob>()
         .register::<crate::agents::dispatch::SingleJob>()
         .register::<crate::agents::dispatch::DeliveryJob>()
+        .register::<crate::approvals::ExecuteApprovedWorkflow>()
+        .register_periodic::<crate::approvals::ExpireApprovalRequests>(Duration::from_secs(settings.approval_sweep_interval_seconds.max(1)))
         .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)))
 }
 

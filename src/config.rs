@@ -190,6 +190,18 @@ pub struct Settings {
     pub calseta_public_url: Option<String>,
     /// More allowed MCP `Host` values, comma-separated (`name` = any port, `name:port`).
     pub mcp_allowed_hosts: String,
+    // Approval decisions (issue 10).
+    /// Let the key that triggered an approval request decide it too (four-eyes off). Default off.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub approval_allow_self_approval: bool,
+    /// Slack channel for requests whose workflow names none (`#general` when unset).
+    pub approval_default_channel: Option<String>,
+    pub slack_bot_token: Option<String>,
+    /// Verifies Slack interactivity callbacks (`v0` signatures); without it they are refused.
+    pub slack_signing_secret: Option<String>,
+    pub teams_webhook_url: Option<String>,
+    /// Expired pending requests are swept to `expired` this often.
+    pub approval_sweep_interval_seconds: u64,
 }
 
 impl Default for Settings {
@@ -280,6 +292,12 @@ impl Default for Settings {
             mcp_bind: None,
             calseta_public_url: None,
             mcp_allowed_hosts: String::new(),
+            approval_allow_self_approval: false,
+            approval_default_channel: None,
+            slack_bot_token: None,
+            slack_signing_secret: None,
+            teams_webhook_url: None,
+            approval_sweep_interval_seconds: 30,
         }
     }
 }
@@ -351,6 +369,9 @@ const SECRET_SETTINGS: &[&str] = &[
     "HR_INSIDER_RISK_API_KEY",
     "ASSET_MGMT_API_KEY",
     "ANTHROPIC_API_KEY",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "TEAMS_WEBHOOK_URL",
 ];
 
 /// Settings a builtin provider's `env_var_mapping` may name (its credentials come from here, so
@@ -450,6 +471,10 @@ impl Settings {
             &mut settings.hr_insider_risk_base_url,
             &mut settings.asset_mgmt_api_key,
             &mut settings.asset_mgmt_base_url,
+            &mut settings.approval_default_channel,
+            &mut settings.slack_bot_token,
+            &mut settings.slack_signing_secret,
+            &mut settings.teams_webhook_url,
         ] {
             if field.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *field = None;

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod agents;
 pub mod alerts;
+pub mod approvals;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -67,10 +67,11 @@ pub async fn security_headers(State(state): State<AppState>, request: Request, n
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if is_docs { DOCS_CSP } else { API_CSP }),
-    );
+    // The approval decide page (HTML, no API key) sets its own strict page CSP; keep it.
+    let is_decide_page = headers.get(header::CONTENT_SECURITY_POLICY).is_some_and(|v| v == crate::approvals::DECIDE_PAGE_CSP);
+    if !is_decide_page {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if is_docs { DOCS_CSP } else { API_CSP }));
+    }
     if !is_docs {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -90,6 +90,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::workflows::http::routes())
         .merge(crate::metrics::http::routes())
         .merge(crate::agents::http::routes())
+        .merge(crate::approvals::http::routes())
 }
 
 /// Serves until `shutdown` fires, then stops accepting, lets in-flight requests finish and returns.

@@ -69,6 +69,7 @@ pub async fn request_approval(state: &AppState, tx: &mut Tx, who: &Principal, in
             workflow_id: workflow.id,
             trigger_type: input.trigger_type,
             trigger_agent_key_prefix: key_prefix,
+            trigger_key_uuid: who.key().map(|k| k.key_uuid),
             trigger_context: input.trigger_context,
             reason: input.reason,
             confidence: input.confidence,

@@ -15,6 +15,7 @@ pub mod service;
 mod store;
 pub mod validate;
 
+pub use gate::hash_decide_token;
 pub use runtime::Runtime;
 
 pub use validate::validate_code;

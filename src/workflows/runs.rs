@@ -39,13 +39,13 @@ impl Job for ExecuteWorkflowRun {
     type Context = AppState;
 
     async fn run(self, state: AppState, job: JobCtx) -> Result<(), JobError> {
-        execute_run(&state, self.workflow_run_id, &job).await
+        execute_run(&state, self.workflow_run_id, &job, None).await
     }
 
     async fn run_batch(state: AppState, jobs: Vec<(Self, JobCtx)>) -> Vec<Result<(), JobError>> {
         let runs = jobs.into_iter().map(|(payload, job)| {
             let state = state.clone();
-            async move { execute_run(&state, payload.workflow_run_id, &job).await }
+            async move { execute_run(&state, payload.workflow_run_id, &job, None).await }
         });
         futures::future::join_all(runs).await
     }
@@ -76,9 +76,27 @@ fn iso(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The approval request a run executes for (workflows.md §6.4): its `workflow_executed` event
+/// names it and its `execution_result` receives the run's result.
+pub struct ApprovalLink {
+    pub uuid: uuid::Uuid,
+}
+
+/// Creates a queued run of the workflow's **current** code version; `None` if the workflow is gone.
+pub async fn create_run(tx: &mut crate::db::Tx, workflow_id: i64, trigger_type: &str, trigger_context: &Value) -> sqlx::Result<Option<i64>> {
+    let Some(workflow) = store::find_by_id_in(tx, workflow_id).await? else { return Ok(None) };
+    let (run_id, _) = store::insert_run(tx, workflow.id, trigger_type, trigger_context, workflow.code_version).await?;
+    Ok(Some(run_id))
+}
+
+/// `execute_approved_workflow_task`'s run: executed as any run, plus the approval link.
+pub async fn execute_approved_run(state: &AppState, run_id: i64, job: &JobCtx, approval: ApprovalLink) -> Result<(), JobError> {
+    execute_run(state, run_id, job, Some(&approval)).await
+}
+
 /// Executes one queued run and records it with its activity event and the job's success, in one
 /// transaction. Runs are never retried (Calseta's max 1 attempt): every failure is the run's.
-async fn execute_run(state: &AppState, run_id: i64, job: &JobCtx) -> Result<(), JobError> {
+async fn execute_run(state: &AppState, run_id: i64, job: &JobCtx, approval: Option<&ApprovalLink>) -> Result<(), JobError> {
     let Some(run) = store::run_by_id(&state.db, run_id).await? else { return Ok(()) };
     let Some(workflow) = store::find_by_id(&state.db, run.workflow_id).await? else { return Ok(()) };
     let clock = Instant::now();
@@ -115,10 +133,10 @@ async fn execute_run(state: &AppState, run_id: i64, job: &JobCtx) -> Result<(), 
     store::finish_run(
         &mut tx,
         run.id,
-        &RunFinish { status, log_output: &log_output, result, duration_ms, started_at: &started_at, completed_at: &iso(now()) },
+        &RunFinish { status, log_output: &log_output, result: result.clone(), duration_ms, started_at: &started_at, completed_at: &iso(now()) },
     )
     .await?;
-    let references = json!({
+    let mut references = json!({
         "workflow_uuid": workflow.uuid,
         "workflow_name": workflow.name,
         "run_uuid": run.uuid,
@@ -128,6 +146,10 @@ async fn execute_run(state: &AppState, run_id: i64, job: &JobCtx) -> Result<(), 
         "indicator_type": indicator_type,
         "indicator_value": indicator_value,
     });
+    if let Some(approval) = approval {
+        references["approval_uuid"] = json!(approval.uuid);
+        crate::approvals::record_execution_result(&mut tx, approval.uuid, &result).await?;
+    }
     let actor = Actor::system();
     activity::record(
         &mut tx,

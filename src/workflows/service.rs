@@ -179,7 +179,14 @@ pub async fn patch(state: &AppState, who: &Principal, uuid: Uuid, input: Workflo
         changed.push("code");
     }
     let row = store::update(&mut tx, &row).await?;
-    let details = json!({"changed": changed, "code_version": row.code_version});
+    // A workflow that can no longer execute takes its pending approval requests (and their
+    // decide links) with it.
+    let cancelled = if row.state != "active" || !row.is_active {
+        crate::approvals::cancel_pending_for_workflow(&mut tx, row.id).await?
+    } else {
+        Vec::new()
+    };
+    let details = json!({"changed": changed, "code_version": row.code_version, "cancelled_approvals": cancelled});
     audit::record(&mut tx, who, Record::success(PatchWorkflow::NAME, "workflow", uuid).with_details(details)).await?;
     tx.commit().await?;
     Ok(row.into())
@@ -192,8 +199,10 @@ pub async fn delete(state: &AppState, who: &Principal, uuid: Uuid) -> Result<()>
     if row.is_system {
         return Err(Error::Denied { code: "FORBIDDEN", message: "System workflows cannot be deleted".into() });
     }
+    let cancelled = crate::approvals::cancel_pending_for_workflow(&mut tx, row.id).await?;
     store::delete(&mut tx, row.id).await?;
-    audit::record(&mut tx, who, Record::success(DeleteWorkflow::NAME, "workflow", uuid).with_details(json!({"name": row.name}))).await?;
+    let details = json!({"name": row.name, "cancelled_approvals": cancelled});
+    audit::record(&mut tx, who, Record::success(DeleteWorkflow::NAME, "workflow", uuid).with_details(details)).await?;
     tx.commit().await?;
     Ok(())
 }

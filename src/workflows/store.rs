@@ -83,6 +83,11 @@ pub async fn find_by_id(db: &Db, id: i64) -> sqlx::Result<Option<WorkflowRow>> {
     with_db!(db, p => sqlx::query_as::<_, WorkflowRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(p).await)
 }
 
+pub async fn find_by_id_in(tx: &mut Tx, id: i64) -> sqlx::Result<Option<WorkflowRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM workflows WHERE id = $1");
+    with_tx!(tx, c => sqlx::query_as::<_, WorkflowRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(c).await)
+}
+
 /// Reads the workflow for a read-modify-write, holding it until the transaction ends (advisory
 /// lock on PostgreSQL; SQLite's `BEGIN IMMEDIATE` serialises writers already).
 pub async fn lock_and_read(tx: &mut Tx, uuid: Uuid) -> sqlx::Result<Option<WorkflowRow>> {
@@ -249,6 +254,8 @@ pub struct NewApproval<'a> {
     pub workflow_id: i64,
     pub trigger_type: &'a str,
     pub trigger_agent_key_prefix: &'a str,
+    /// The key that asked (NULL for the system): the four-eyes rule compares keys, not prefixes.
+    pub trigger_key_uuid: Option<Uuid>,
     pub trigger_context: &'a Value,
     pub reason: &'a str,
     pub confidence: f64,
@@ -262,11 +269,11 @@ pub async fn insert_approval(tx: &mut Tx, a: &NewApproval<'_>) -> sqlx::Result<(
     let uuid = Uuid::new_v4();
     let id = with_tx!(tx, c => sqlx::query_scalar::<_, i64>(
         "INSERT INTO workflow_approval_requests (uuid, workflow_id, trigger_type, trigger_agent_key_prefix, trigger_context, reason, \
-         confidence, notifier_type, notifier_channel, status, expires_at, decide_token_hash, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $12) RETURNING id")
+         confidence, notifier_type, notifier_channel, status, expires_at, decide_token_hash, created_at, updated_at, trigger_key_uuid) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $12, $13) RETURNING id")
         .bind(uuid).bind(a.workflow_id).bind(a.trigger_type).bind(a.trigger_agent_key_prefix).bind(Json(a.trigger_context))
         .bind(a.reason).bind(a.confidence).bind(a.notifier_type).bind(a.notifier_channel).bind(a.expires_at)
-        .bind(a.decide_token_hash).bind(now())
+        .bind(a.decide_token_hash).bind(now()).bind(a.trigger_key_uuid)
         .fetch_one(c).await)?;
     Ok((id, uuid))
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod agents;
 mod alerts;
+mod approvals;
 mod api_keys;
 mod audit;
 mod auth;
