@@ -200,6 +200,12 @@ async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> 
             shutdown.cancel();
         });
     }
+    if state.settings.metrics_enabled || state.settings.metrics_bind.is_some() {
+        crate::observability::install()?;
+        if let Some(bind) = state.settings.metrics_bind.clone() {
+            crate::observability::serve_listener(state.clone(), bind, shutdown.clone()).await?;
+        }
+    }
     let workers = roles
         .iter()
         .any(|r| r == "worker")

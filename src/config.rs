@@ -179,6 +179,29 @@ pub struct Settings {
     pub approval_default_timeout_seconds: i64,
     /// `none` (log only). Slack and Teams notifiers are not built yet and are refused.
     pub approval_notifier: String,
+
+    // Operations (issue 15): metrics, network controls, cloud secret backends. All off by default.
+    /// Collect Prometheus metrics and serve `/metrics` behind an admin key on the API listener.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub metrics_enabled: bool,
+    /// Serve `/metrics` (unauthenticated) on this address instead; implies `METRICS_ENABLED`.
+    pub metrics_bind: Option<String>,
+    /// Client addresses allowed to call the API (comma-separated IPs/CIDRs); empty = any. The
+    /// client address is resolved through `TRUSTED_PROXY_COUNT`. Health probes are exempt.
+    pub ip_allowlist: String,
+    /// `Host` header values accepted (comma-separated; `*.example.com` matches subdomains; a
+    /// port in the header is ignored); empty = any.
+    pub trusted_hosts: String,
+    /// Redirect plain-http requests to https (308). The scheme is read from `X-Forwarded-Proto`
+    /// only when the socket peer is in `TRUSTED_PROXIES`.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub https_redirect: bool,
+    /// Proxies (comma-separated IPs/CIDRs) whose `X-Forwarded-Proto` is believed.
+    pub trusted_proxies: String,
+    /// Cloud secret backends, read at start-up (see `crate::secrets`); Azure wins if both are set.
+    pub azure_key_vault_url: Option<String>,
+    pub aws_secrets_manager_secret_name: Option<String>,
+    pub aws_region: Option<String>,
 }
 
 impl Default for Settings {
@@ -265,6 +288,15 @@ impl Default for Settings {
             entra_graph_base_url: "https://graph.microsoft.com/v1.0".into(),
             approval_default_timeout_seconds: 3600,
             approval_notifier: "none".into(),
+            metrics_enabled: false,
+            metrics_bind: None,
+            ip_allowlist: String::new(),
+            trusted_hosts: String::new(),
+            https_redirect: false,
+            trusted_proxies: String::new(),
+            azure_key_vault_url: None,
+            aws_secrets_manager_secret_name: None,
+            aws_region: None,
         }
     }
 }
@@ -435,6 +467,10 @@ impl Settings {
             &mut settings.hr_insider_risk_base_url,
             &mut settings.asset_mgmt_api_key,
             &mut settings.asset_mgmt_base_url,
+            &mut settings.metrics_bind,
+            &mut settings.azure_key_vault_url,
+            &mut settings.aws_secrets_manager_secret_name,
+            &mut settings.aws_region,
         ] {
             if field.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *field = None;
@@ -543,6 +579,7 @@ impl Settings {
             crate::ratelimit::RateLimiter::check_redis_url(url)
                 .map_err(|e| ConfigError::Invalid(format!("REDIS_URL: {e}")))?;
         }
+        crate::http::network::NetworkPolicy::from_settings(self).map_err(ConfigError::Invalid)?;
         if let Some(key) = &self.encryption_key {
             crate::crypto::parse_key(key).map_err(|reason| {
                 ConfigError::Invalid(format!("ENCRYPTION_KEY is invalid: {reason}"))

@@ -19,6 +19,7 @@ pub mod indicators;
 pub mod ingest;
 pub mod jobs;
 pub mod mappings;
+pub mod observability;
 pub mod pagination;
 pub mod ratelimit;
 pub mod rules;

@@ -18,6 +18,7 @@ mod http_surface;
 mod hygiene;
 mod ingest;
 mod jobs;
+mod ops;
 mod indicator_mappings;
 mod indicators;
 mod rate_limits;

@@ -1,0 +1,183 @@
+//! Operations (issue 15): Prometheus metrics (off by default; behind an admin key on the API
+//! listener, or alone on METRICS_BIND), network controls (IP allow-list, TRUSTED_HOSTS, the
+//! https redirect behind a trusted proxy), and no secrets or PII in the server's output.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::dual;
+use crate::support::{Backend, TestServer, eventually, expect_error};
+
+async fn ingest_generic(server: &TestServer, key: &str, payload: serde_json::Value) {
+    let response = server.post_json("/v1/alerts", key, &json!({"source_name": "generic", "payload": payload})).await;
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+}
+
+async fn scrape(server: &TestServer, key: &str) -> String {
+    let response = server.get("/metrics", key).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    response.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_off_by_default() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let response = server.get("/metrics", &server.admin_key).await;
+    assert_eq!(response.status(), 404);
+}
+
+async fn metrics_behind_an_admin_key(backend: Backend) {
+    let server = TestServer::builder(backend).env("METRICS_ENABLED", "true").start().await;
+    let admin = server.admin_key.clone();
+    expect_error(server.request(Method::GET, "/metrics", None).send().await.unwrap(), 401, "UNAUTHORIZED").await;
+    let (reader, _) = server.create_key(&["alerts:read"], json!({})).await;
+    expect_error(server.get("/metrics", &reader).await, 403, "FORBIDDEN").await;
+
+    ingest_generic(&server, &admin, json!({"title": "Brute force", "severity": "high", "src_ip": "198.51.100.7"})).await;
+    ingest_generic(&server, &admin, json!({"title": "Brute force", "severity": "high", "src_ip": "198.51.100.7"})).await;
+    let bad = server.post_json("/v1/alerts", &admin, &json!({"source_name": "generic", "payload": {"severity": "high"}})).await;
+    assert!(bad.status().is_client_error());
+    let titles = server.db_texts("SELECT CAST(title AS TEXT) FROM alerts").await;
+    assert_eq!(titles.len(), 1);
+    let missing = format!("/v1/alerts/{}", uuid::Uuid::new_v4());
+    assert_eq!(server.get(&missing, &admin).await.status(), 404);
+    assert!(eventually(Duration::from_secs(20), || async {
+        server.db_count("SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'").await >= 1
+    }).await);
+
+    let text = scrape(&server, &admin).await;
+    assert!(text.contains(r#"calseta_ingest_alerts_total{source="generic",outcome="accepted"} 1"#), "{text}");
+    assert!(text.contains(r#"calseta_ingest_alerts_total{source="generic",outcome="deduplicated"} 1"#), "{text}");
+    assert!(text.contains(r#"calseta_ingest_alerts_total{source="generic",outcome="refused"} 1"#), "{text}");
+    // Latency by route template and status: the template, never the uuid asked for.
+    assert!(text.contains(r#"calseta_http_request_duration_seconds_bucket{route="/v1/alerts",method="POST",status="202",le="0.005"}"#), "{text}");
+    assert!(text.contains(r#"route="/v1/alerts/{alert_uuid}",method="GET",status="404""#), "{text}");
+    assert!(text.contains(r#"calseta_jobs_total{queue="#) && text.contains(r#"task="enrich_alert",outcome="succeeded"}"#), "{text}");
+    assert!(text.contains("calseta_job_duration_seconds_bucket"), "{text}");
+    // Bounded cardinality: no uuid, no indicator value, no key material in any series.
+    let uuid_like = regex_lite_uuid(&text);
+    assert!(uuid_like.is_none(), "a uuid in the metrics: {uuid_like:?}");
+    assert!(!text.contains("198.51.100.7") && !text.contains(&admin[..12]));
+}
+dual!(metrics_behind_an_admin_key);
+
+/// Finds a hyphenated uuid without a regex dependency.
+fn regex_lite_uuid(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .find(|word| uuid::Uuid::parse_str(word).is_ok() && word.len() == 36)
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_their_own_listener() {
+    let server = TestServer::builder(Backend::Sqlite)
+        .env("METRICS_BIND", "127.0.0.1:0")
+        .env("RATE_LIMIT_UNAUTHED_PER_MINUTE", "1")
+        .start()
+        .await;
+    let base = server
+        .stderr
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("calseta metrics listening on ").map(str::to_owned))
+        .expect("metrics address announced");
+    // The API listener does not serve /metrics then.
+    assert_eq!(server.get("/metrics", &server.admin_key).await.status(), 404);
+    // Unauthenticated traffic meets its 429 (rate-limit rejections by family).
+    for _ in 0..3 {
+        server.request(Method::GET, "/v1/alerts", Some("cai_not_a_real_key_at_all_00000000")).send().await.unwrap();
+    }
+    let client = reqwest::Client::new();
+    let response = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains(r#"calseta_rate_limit_rejections_total{family="unauthenticated"}"#), "{text}");
+    assert!(text.contains(r#"route="unmatched""#) || text.contains(r#"route="/v1/alerts""#), "{text}");
+    assert_eq!(client.get(format!("{base}/v1/alerts")).send().await.unwrap().status(), 404);
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_allow_list() {
+    let refused = TestServer::builder(Backend::Sqlite).env("IP_ALLOWLIST", "10.0.0.0/8, 192.0.2.1").start().await;
+    expect_error(refused.get("/v1/alerts", &refused.admin_key).await, 403, "IP_NOT_ALLOWED").await;
+    // Health probes are exempt.
+    assert_eq!(refused.client.get(refused.url("/health")).send().await.unwrap().status(), 200);
+    // A forged X-Forwarded-For is ignored without TRUSTED_PROXY_COUNT.
+    let forged = refused.request(Method::GET, "/v1/alerts", Some(&refused.admin_key)).header("x-forwarded-for", "10.1.2.3");
+    expect_error(forged.send().await.unwrap(), 403, "IP_NOT_ALLOWED").await;
+
+    let allowed = TestServer::builder(Backend::Sqlite).env("IP_ALLOWLIST", "127.0.0.0/8").start().await;
+    assert_eq!(allowed.get("/v1/alerts", &allowed.admin_key).await.status(), 200);
+
+    // Behind one trusted proxy the client is the address the proxy saw.
+    let proxied = TestServer::builder(Backend::Sqlite)
+        .env("IP_ALLOWLIST", "10.0.0.0/8")
+        .env("TRUSTED_PROXY_COUNT", "1")
+        .start()
+        .await;
+    let via_proxy = proxied.request(Method::GET, "/v1/alerts", Some(&proxied.admin_key)).header("x-forwarded-for", "10.1.2.3");
+    assert_eq!(via_proxy.send().await.unwrap().status(), 200);
+    let outsider = proxied.request(Method::GET, "/v1/alerts", Some(&proxied.admin_key)).header("x-forwarded-for", "10.1.2.3, 203.0.113.9");
+    expect_error(outsider.send().await.unwrap(), 403, "IP_NOT_ALLOWED").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_hosts() {
+    let server = TestServer::builder(Backend::Sqlite).env("TRUSTED_HOSTS", "api.example.com, *.soc.example").start().await;
+    let key = server.admin_key.clone();
+    expect_error(server.get("/v1/alerts", &key).await, 400, "INVALID_HOST").await;
+    for host in ["api.example.com", "API.example.com:8443", "eu.soc.example"] {
+        let response = server.request(Method::GET, "/v1/alerts", Some(&key)).header("host", host).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{host}");
+    }
+    let evil = server.request(Method::GET, "/v1/alerts", Some(&key)).header("host", "api.example.com.evil.test").send().await.unwrap();
+    let json = expect_error(evil, 400, "INVALID_HOST").await;
+    assert!(!json.to_string().contains("evil"), "the refused host is not echoed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_redirect_believes_only_trusted_proxies() {
+    let server = TestServer::builder(Backend::Sqlite).env("HTTPS_REDIRECT", "true").env("TRUSTED_PROXIES", "127.0.0.1").start().await;
+    let client = no_redirects();
+    let plain = client
+        .get(server.url("/v1/alerts?page=2"))
+        .header("host", "soc.example.com")
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 308);
+    assert_eq!(plain.headers()["location"], "https://soc.example.com/v1/alerts?page=2");
+    let forwarded = client
+        .get(server.url("/v1/alerts"))
+        .header("x-forwarded-proto", "https")
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded.status(), 200);
+    assert_eq!(client.get(server.url("/health")).send().await.unwrap().status(), 200);
+
+    // The same header from a peer that is not a trusted proxy changes nothing.
+    let untrusted = TestServer::builder(Backend::Sqlite).env("HTTPS_REDIRECT", "true").env("TRUSTED_PROXIES", "10.0.0.1").start().await;
+    let spoofed = client.get(untrusted.url("/v1/alerts")).header("x-forwarded-proto", "https").send().await.unwrap();
+    assert_eq!(spoofed.status(), 308);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_network_settings_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [("IP_ALLOWLIST", "10.0.0.0/33"), ("TRUSTED_PROXIES", "proxy.local"), ("TRUSTED_HOSTS", "a*b.example")] {
+        let env = vec![(name.to_owned(), value.to_owned()), ("DATABASE_URL".to_owned(), format!("sqlite://{}/x.db", dir.path().display()))];
+        let (code, _, stderr) = crate::support::run_cli(&["migrate"], dir.path(), &env).await;
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(stderr.contains(name), "{stderr}");
+    }
+}
