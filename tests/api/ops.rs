@@ -181,3 +181,76 @@ async fn unreadable_network_settings_refuse_to_start() {
         assert!(stderr.contains(name), "{stderr}");
     }
 }
+
+/// Values an alert may carry that must never reach the server's output, whatever the level.
+const SENSITIVE: &[&str] = &[
+    "jane.doe@victim-corp.example",
+    "+1-415-555-0132",
+    "4111111111111111",
+    "5500 0000 0000 0004",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqYW5lIn0.c2lnbmF0dXJlX2hlcmVfMTIzNDU2",
+    "cai_ZmFrZWtleWZvcnRlc3Rpbmdvbmx5MDAwMDAwMDA",
+    "AKIAIOSFODNN7EXAMPLE",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+];
+
+async fn ingest_sensitive_alert(server: &TestServer) {
+    let key = server.admin_key.clone();
+    let payload = json!({
+        "title": format!("Suspicious login by {} ({})", SENSITIVE[0], SENSITIVE[1]),
+        "severity": "high",
+        "description": format!("card {} / {} token {}", SENSITIVE[2], SENSITIVE[3], SENSITIVE[4]),
+        "src_ip": "198.51.100.23",
+        "username": SENSITIVE[0],
+        "email": SENSITIVE[0],
+        "phone": SENSITIVE[1],
+        "api_key": SENSITIVE[5],
+        "aws_access_key_id": SENSITIVE[6],
+        "aws_secret_access_key": SENSITIVE[7],
+        "authorization": format!("Bearer {}", SENSITIVE[4]),
+    });
+    ingest_generic(server, &key, payload.clone()).await;
+    ingest_generic(server, &key, payload).await; // the deduplicated path too
+    // A malformed ingest carrying the same values, and a lookup by value.
+    let bad = server.post_json("/v1/alerts", &key, &json!({"source_name": "generic", "payload": {"severity": SENSITIVE[2], "email": SENSITIVE[0]}})).await;
+    assert!(bad.status().is_client_error());
+    let bad_json = server.request(Method::POST, "/v1/alerts", Some(&key)).header("content-type", "application/json")
+        .body(format!("{{\"source_name\": \"generic\", \"payload\": {{\"x\": \"{}\"", SENSITIVE[6])).send().await.unwrap();
+    assert!(bad_json.status().is_client_error());
+    let lookup = format!("/v1/indicators?value={}", SENSITIVE[0]);
+    server.get(&lookup, &key).await;
+    // Values pasted into paths reach the request log's `path` field.
+    for value in SENSITIVE {
+        server.get(&format!("/v1/alerts/{value}"), &key).await;
+        server.post_json(&format!("/v1/ingest/{value}"), &key, &json!({})).await;
+    }
+    assert!(eventually(Duration::from_secs(20), || async {
+        server.db_count("SELECT COUNT(*) FROM jobs WHERE status IN ('todo', 'doing')").await == 0
+            && server.db_count("SELECT COUNT(*) FROM jobs").await >= 1
+    }).await, "enrichment ran");
+}
+
+async fn assert_nothing_sensitive(server: &TestServer, level: &str) {
+    let output = format!("{}\n{}", server.stdout.text(), server.stderr.text());
+    assert!(output.lines().count() > 5, "the server logged at {level}:\n{output}");
+    for value in SENSITIVE {
+        let hit = output.lines().find(|l| l.contains(value));
+        assert!(hit.is_none(), "{value} appears in the output at {level}: {}", hit.unwrap_or_default());
+    }
+}
+
+async fn no_pii_or_secrets_in_logs(backend: Backend) {
+    for (level, format) in [("debug", "json"), ("trace", "text"), ("info", "text"), ("warning", "json"), ("error", "json")] {
+        let server = TestServer::builder(backend.clone())
+            .env("LOG_LEVEL", level)
+            .env("LOG_FORMAT", format)
+            .env("ENRICHMENT_MOCK_MODE", "true")
+            .start()
+            .await;
+        ingest_sensitive_alert(&server).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_nothing_sensitive(&server, level).await;
+        server.stop().await;
+    }
+}
+dual!(no_pii_or_secrets_in_logs);
