@@ -113,14 +113,15 @@ fn parse_lifetime(text: &str) -> Result<ChronoDuration, String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load() {
-        Ok(s) => s,
+    let (settings, secrets) = match crate::secrets::load_settings() {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("calseta: {e}");
             return ExitCode::from(2);
         }
     };
     crate::telemetry::init(&settings.log_format, &settings.log_level);
+    secrets.log();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -396,6 +396,12 @@ const ALIASES: &[(&str, &str)] = &[
 
 /// Names of every known setting, upper-cased as environment variables. Only these are read from
 /// the environment, so unrelated variables (PATH, HOME, …) never leak into the settings.
+/// Every setting's name, lower case (what a secret backend may set).
+pub fn known_setting_names() -> Vec<String> {
+    let defaults = serde_json::to_value(Settings::default()).expect("settings serialize");
+    defaults.as_object().expect("object").keys().cloned().collect()
+}
+
 fn known_env_names() -> Vec<String> {
     let defaults = serde_json::to_value(Settings::default()).expect("settings serialize");
     let mut names: Vec<String> =

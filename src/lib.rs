@@ -25,6 +25,7 @@ pub mod ratelimit;
 pub mod rules;
 pub mod service;
 pub mod sandbox;
+pub mod secrets;
 pub mod sources;
 pub mod state;
 pub mod telemetry;
