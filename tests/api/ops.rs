@@ -254,3 +254,160 @@ async fn no_pii_or_secrets_in_logs(backend: Backend) {
     }
 }
 dual!(no_pii_or_secrets_in_logs);
+
+/// A fake Azure AD + Key Vault, or AWS Secrets Manager, on loopback. Records the requests.
+mod fake_cloud {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use serde_json::{Value, json};
+
+    #[derive(Clone, Default)]
+    pub struct Seen(pub Arc<Mutex<Vec<(String, HeaderMap, String)>>>);
+
+    pub async fn start(seen: Seen, secret_status: u16) -> String {
+        let app = Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route("/secrets", get(list))
+            .route("/secrets/{name}", get(secret))
+            .route("/", post(aws))
+            .with_state((seen, secret_status));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://127.0.0.1:{port}")
+    }
+
+    type S = State<(Seen, u16)>;
+
+    async fn token(State((seen, _)): S, Path(tenant): Path<String>, headers: HeaderMap, body: String) -> Response {
+        seen.0.lock().unwrap().push((format!("token:{tenant}"), headers, body.clone()));
+        if !body.contains("client_secret=azure-client-secret") {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        axum::Json(json!({"access_token": "vault-token", "token_type": "Bearer"})).into_response()
+    }
+
+    async fn list(State((seen, _)): S, headers: HeaderMap) -> Response {
+        seen.0.lock().unwrap().push(("list".into(), headers, String::new()));
+        axum::Json(json!({"value": [
+            {"id": "https://vault.example/secrets/virustotal-api-key", "attributes": {"enabled": true}},
+            {"id": "https://vault.example/secrets/abuseipdb-api-key", "attributes": {"enabled": true}},
+            {"id": "https://vault.example/secrets/unrelated-thing", "attributes": {"enabled": true}}
+        ], "nextLink": null}))
+        .into_response()
+    }
+
+    async fn secret(State((seen, status)): S, Path(name): Path<String>, headers: HeaderMap) -> Response {
+        seen.0.lock().unwrap().push((format!("secret:{name}"), headers.clone(), String::new()));
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer vault-token") {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        if name == "abuseipdb-api-key" && status != 200 {
+            return (StatusCode::from_u16(status).unwrap(), "value-that-must-not-be-logged").into_response();
+        }
+        axum::Json(json!({"value": format!("{name}-from-vault"), "id": name})).into_response()
+    }
+
+    async fn aws(State((seen, status)): S, headers: HeaderMap, body: String) -> Response {
+        seen.0.lock().unwrap().push(("aws".into(), headers, body.clone()));
+        if status != 200 {
+            return (StatusCode::from_u16(status).unwrap(), "{\"SecretString\":\"value-that-must-not-be-logged\"}").into_response();
+        }
+        let secret: Value = json!({"VIRUSTOTAL_API_KEY": "vt-from-aws", "abuseipdb_api_key": "abuse-from-aws"});
+        axum::Json(json!({"Name": "calseta/prod", "SecretString": secret.to_string()})).into_response()
+    }
+}
+
+/// Which builtin providers report credentials: the settings the backend supplied reach them.
+async fn configured_providers(server: &TestServer) -> Vec<String> {
+    let response = server.get("/v1/enrichment-providers", &server.admin_key).await;
+    let json: serde_json::Value = response.json().await.unwrap();
+    json["data"].as_array().unwrap().iter()
+        .filter(|p| p["is_configured"] == true || p["has_credentials"] == true)
+        .map(|p| p["provider_name"].as_str().or(p["name"].as_str()).unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_key_vault_supplies_settings() {
+    let seen = fake_cloud::Seen::default();
+    let base = fake_cloud::start(seen.clone(), 200).await;
+    let server = TestServer::builder(Backend::Sqlite)
+        .env("AZURE_KEY_VAULT_URL", &base)
+        .env("AZURE_AUTHORITY_HOST", &base)
+        .env("AZURE_TENANT_ID", "tenant-1")
+        .env("AZURE_CLIENT_ID", "client-1")
+        .env("AZURE_CLIENT_SECRET", "azure-client-secret")
+        .start()
+        .await;
+    let log = server.stdout.text();
+    assert!(log.contains("secrets_source=azure_key_vault"), "{log}");
+    let calls: Vec<String> = seen.0.lock().unwrap().iter().map(|(what, _, _)| what.clone()).collect();
+    assert_eq!(calls, ["token:tenant-1", "list", "secret:virustotal-api-key", "secret:abuseipdb-api-key", "secret:unrelated-thing"]);
+    let providers = configured_providers(&server).await;
+    assert!(providers.iter().any(|p| p == "virustotal") && providers.iter().any(|p| p == "abuseipdb"), "{providers:?}");
+    assert!(!log.contains("from-vault") && !log.contains("azure-client-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_backend_failures_name_backend_and_secret_never_values() {
+    let seen = fake_cloud::Seen::default();
+    let base = fake_cloud::start(seen.clone(), 500).await;
+    let server = TestServer::builder(Backend::Sqlite)
+        .env("AZURE_KEY_VAULT_URL", &base)
+        .env("AZURE_AUTHORITY_HOST", &base)
+        .env("AZURE_TENANT_ID", "tenant-1")
+        .env("AZURE_CLIENT_ID", "client-1")
+        .env("AZURE_CLIENT_SECRET", "azure-client-secret")
+        .start()
+        .await;
+    let log = server.stdout.text();
+    assert!(log.contains("azure_key_vault") && log.contains("'abuseipdb-api-key'") && log.contains("HTTP 500"), "{log}");
+    assert!(!log.contains("value-that-must-not-be-logged") && !log.contains("from-vault"), "{log}");
+    // The backend contributed nothing, not even the secrets read before the failure.
+    assert!(configured_providers(&server).await.is_empty());
+
+    let aws = TestServer::builder(Backend::Sqlite)
+        .env("AWS_SECRETS_MANAGER_SECRET_NAME", "calseta/prod")
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &base)
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "aws-secret")
+        .start()
+        .await;
+    let log = aws.stdout.text();
+    assert!(log.contains("aws_secrets_manager") && log.contains("'calseta/prod'") && log.contains("HTTP 500"), "{log}");
+    assert!(!log.contains("value-that-must-not-be-logged"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_secrets_manager_supplies_settings() {
+    let seen = fake_cloud::Seen::default();
+    let base = fake_cloud::start(seen.clone(), 200).await;
+    let server = TestServer::builder(Backend::Sqlite)
+        .env("AWS_SECRETS_MANAGER_SECRET_NAME", "calseta/prod")
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &base)
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "aws-secret")
+        .env("AWS_SESSION_TOKEN", "session-1")
+        .start()
+        .await;
+    assert!(server.stdout.text().contains("secrets_source=aws_secrets_manager"));
+    let requests = seen.0.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    let (_, headers, body) = &requests[0];
+    assert_eq!(body, r#"{"SecretId":"calseta/prod"}"#);
+    assert_eq!(headers["x-amz-target"], "secretsmanager.GetSecretValue");
+    assert_eq!(headers["x-amz-security-token"], "session-1");
+    let authorization = headers["authorization"].to_str().unwrap();
+    assert!(authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{authorization}");
+    assert!(authorization.contains("/eu-west-1/secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target, Signature="), "{authorization}");
+    let providers = configured_providers(&server).await;
+    assert!(providers.iter().any(|p| p == "virustotal") && providers.iter().any(|p| p == "abuseipdb"), "{providers:?}");
+}
