@@ -75,7 +75,7 @@ impl NetworkPolicy {
                 .flat_map(|v| v.split(','))
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
-                .last()
+                .next_back()
                 .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
     }
 }

@@ -96,7 +96,7 @@ fn luhn(digits: &[u32]) -> bool {
         .enumerate()
         .map(|(i, &d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Exactly 40 characters of the secret-key alphabet mixing cases and digits (a SHA-1 is 40 lower
