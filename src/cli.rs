@@ -113,14 +113,15 @@ fn parse_lifetime(text: &str) -> Result<ChronoDuration, String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load() {
-        Ok(s) => s,
+    let (settings, secrets) = match crate::secrets::load_settings() {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("calseta: {e}");
             return ExitCode::from(2);
         }
     };
     crate::telemetry::init(&settings.log_format, &settings.log_level);
+    secrets.log();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -199,6 +200,12 @@ async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> 
             signal.await;
             shutdown.cancel();
         });
+    }
+    if state.settings.metrics_enabled || state.settings.metrics_bind.is_some() {
+        crate::observability::install()?;
+        if let Some(bind) = state.settings.metrics_bind.clone() {
+            crate::observability::serve_listener(state.clone(), bind, shutdown.clone()).await?;
+        }
     }
     let workers = roles
         .iter()

@@ -202,6 +202,29 @@ pub struct Settings {
     pub teams_webhook_url: Option<String>,
     /// Expired pending requests are swept to `expired` this often.
     pub approval_sweep_interval_seconds: u64,
+
+    // Operations (issue 15): metrics, network controls, cloud secret backends. All off by default.
+    /// Collect Prometheus metrics and serve `/metrics` behind an admin key on the API listener.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub metrics_enabled: bool,
+    /// Serve `/metrics` (unauthenticated) on this address instead; implies `METRICS_ENABLED`.
+    pub metrics_bind: Option<String>,
+    /// Client addresses allowed to call the API (comma-separated IPs/CIDRs); empty = any. The
+    /// client address is resolved through `TRUSTED_PROXY_COUNT`. Health probes are exempt.
+    pub ip_allowlist: String,
+    /// `Host` header values accepted (comma-separated; `*.example.com` matches subdomains; a
+    /// port in the header is ignored); empty = any.
+    pub trusted_hosts: String,
+    /// Redirect plain-http requests to https (308). The scheme is read from `X-Forwarded-Proto`
+    /// only when the socket peer is in `TRUSTED_PROXIES`.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub https_redirect: bool,
+    /// Proxies (comma-separated IPs/CIDRs) whose `X-Forwarded-Proto` is believed.
+    pub trusted_proxies: String,
+    /// Cloud secret backends, read at start-up (see `crate::secrets`); Azure wins if both are set.
+    pub azure_key_vault_url: Option<String>,
+    pub aws_secrets_manager_secret_name: Option<String>,
+    pub aws_region: Option<String>,
 }
 
 impl Default for Settings {
@@ -298,6 +321,15 @@ impl Default for Settings {
             slack_signing_secret: None,
             teams_webhook_url: None,
             approval_sweep_interval_seconds: 30,
+            metrics_enabled: false,
+            metrics_bind: None,
+            ip_allowlist: String::new(),
+            trusted_hosts: String::new(),
+            https_redirect: false,
+            trusted_proxies: String::new(),
+            azure_key_vault_url: None,
+            aws_secrets_manager_secret_name: None,
+            aws_region: None,
         }
     }
 }
@@ -400,6 +432,12 @@ const ALIASES: &[(&str, &str)] = &[
 
 /// Names of every known setting, upper-cased as environment variables. Only these are read from
 /// the environment, so unrelated variables (PATH, HOME, …) never leak into the settings.
+/// Every setting's name, lower case (what a secret backend may set).
+pub fn known_setting_names() -> Vec<String> {
+    let defaults = serde_json::to_value(Settings::default()).expect("settings serialize");
+    defaults.as_object().expect("object").keys().cloned().collect()
+}
+
 fn known_env_names() -> Vec<String> {
     let defaults = serde_json::to_value(Settings::default()).expect("settings serialize");
     let mut names: Vec<String> =
@@ -475,6 +513,10 @@ impl Settings {
             &mut settings.slack_bot_token,
             &mut settings.slack_signing_secret,
             &mut settings.teams_webhook_url,
+            &mut settings.metrics_bind,
+            &mut settings.azure_key_vault_url,
+            &mut settings.aws_secrets_manager_secret_name,
+            &mut settings.aws_region,
         ] {
             if field.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *field = None;
@@ -600,6 +642,7 @@ impl Settings {
             crate::ratelimit::RateLimiter::check_redis_url(url)
                 .map_err(|e| ConfigError::Invalid(format!("REDIS_URL: {e}")))?;
         }
+        crate::http::network::NetworkPolicy::from_settings(self).map_err(ConfigError::Invalid)?;
         if let Some(key) = &self.encryption_key {
             crate::crypto::parse_key(key).map_err(|reason| {
                 ConfigError::Invalid(format!("ENCRYPTION_KEY is invalid: {reason}"))

@@ -22,7 +22,8 @@ pub fn init(format: &str, level: &str) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout)
+        // Every line is scrubbed of secrets and PII on its way out (crate::observability::redact).
+        .with_writer(crate::observability::redact::ScrubbingStdout)
         .with_ansi(std::io::stdout().is_terminal());
     let result = if format.eq_ignore_ascii_case("json") {
         builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()

@@ -143,6 +143,14 @@ impl Egress {
         let target = policy.check_url(&url)?;
         let client = self.inner.clients.for_port(target.port)?;
         let outbound = client::Outbound { method, url: target.url, headers, body };
-        client::send_vetted(policy, client, outbound, policy.effective_timeout(timeout)).await
+        let started = std::time::Instant::now();
+        let sent = client::send_vetted(policy, client, outbound, policy.effective_timeout(timeout)).await;
+        crate::observability::egress(match &sent {
+            Ok(_) => "ok",
+            Err(EgressError::Blocked(_)) => "blocked",
+            Err(EgressError::Timeout(_)) => "timeout",
+            Err(_) => "error",
+        }, started.elapsed());
+        sent
     }
 }

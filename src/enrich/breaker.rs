@@ -72,8 +72,8 @@ impl Breakers {
         }
     }
 
-    /// Records the outcome of an admitted call.
-    pub fn record(&self, provider: &str, trouble: Option<&Trouble>) {
+    /// Records the outcome of an admitted call; returns whether the circuit is open after it.
+    pub fn record(&self, provider: &str, trouble: Option<&Trouble>) -> bool {
         let now = Instant::now();
         let mut circuits = self.circuits.lock().unwrap_or_else(|p| p.into_inner());
         let circuit = circuits.entry(provider.to_owned()).or_default();
@@ -93,6 +93,7 @@ impl Breakers {
                 }
             }
         }
+        circuit.open_until.is_some()
     }
 }
 

@@ -185,17 +185,21 @@ impl Enricher {
         };
         let credentials = registry::credentials(&provider.row, self.0.cipher.as_ref(), &self.0.settings);
         let deadline = self.deadline(provider);
+        let started = Instant::now();
         let run = tokio::time::timeout(deadline, engine::run(&self.0.egress, provider, &credentials, indicator_type, value, false)).await;
-        match run {
+        let (outcome, open, result) = match run {
             Ok(run) => {
-                self.0.breakers.record(name, run.trouble.as_ref());
-                run.result
+                let open = self.0.breakers.record(name, run.trouble.as_ref());
+                (if run.result.success { "success" } else { "failed" }, open, run.result)
             }
             Err(_) => {
-                self.0.breakers.record(name, Some(&engine::Trouble::Unhealthy));
-                EnrichmentResult::failed(name, format!("provider timed out after {}s", deadline.as_secs()))
+                let open = self.0.breakers.record(name, Some(&engine::Trouble::Unhealthy));
+                ("timeout", open, EnrichmentResult::failed(name, format!("provider timed out after {}s", deadline.as_secs())))
             }
-        }
+        };
+        crate::observability::enrichment_call(name, outcome, started.elapsed());
+        crate::observability::breaker_state(name, open);
+        result
     }
 
     /// A whole provider run may take its steps' timeouts in sum, never more than the egress cap

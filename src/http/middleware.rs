@@ -31,12 +31,14 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         path: request.uri().path().to_owned(),
     };
     request.extensions_mut().insert(context.clone());
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
     let span = tracing::info_span!("request", request_id = %context.request_id, method = %context.method, path = %context.path);
     let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let duration_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
     span.in_scope(|| {
         tracing::info!(event = "request", status_code = response.status().as_u16(), duration_ms, client_ip = %context.client_ip, "request")
     });
+    crate::observability::http_request(&route, &context.method, response.status().as_u16(), started.elapsed());
     if let Ok(value) = HeaderValue::from_str(&context.request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -199,6 +201,7 @@ pub async fn authenticate_and_limit(State(state): State<AppState>, mut request: 
             response
         }
         Outcome::Limited => {
+            crate::observability::rate_limited(family.as_str());
             audit::auth_failure(AuthFailureReason::RateLimited, &context, key_prefix.as_deref(), None);
             let mut response = Error::RateLimited { retry_after_secs: decision.retry_after_secs() }.into_response();
             rate_limit_headers(response.headers_mut(), &decision);

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod listener;
 pub mod middleware;
+pub mod network;
 pub mod query;
 
 
@@ -35,6 +36,10 @@ pub fn router_with_shutdown(state: AppState, shutdown: &tokio_util::sync::Cancel
     if state.settings.docs_enabled() {
         app = app.merge(docs::routes(spec));
     }
+    if state.settings.metrics_enabled && state.settings.metrics_bind.is_none() {
+        app = app.merge(crate::observability::api_route());
+    }
+    let network = network::NetworkPolicy::from_settings(&state.settings).unwrap_or_default();
     let mut app = app
         .fallback(middleware::not_found)
         .layer(from_fn_with_state(state.clone(), middleware::authenticate_and_limit))
@@ -49,6 +54,7 @@ pub fn router_with_shutdown(state: AppState, shutdown: &tokio_util::sync::Cancel
         tracing::error!("handler panicked");
         crate::error::Error::Internal(anyhow::anyhow!("panic")).into_response_static()
     }))
+    .layer(from_fn_with_state(std::sync::Arc::new(network), network::enforce))
     .layer(from_fn_with_state(state.clone(), middleware::security_headers))
     .layer(from_fn_with_state(state.clone(), middleware::request_context))
         .with_state(state)

@@ -69,6 +69,24 @@ pub async fn ingest_webhook(
     request: Request,
 ) -> Result<Response, Error> {
     let source = find_source(&auth.principal, &source_name)?;
+    refused_counted(source, receive_webhook(&state, &auth.principal, source, request).await)
+}
+
+/// Counts an alert refused after its source was known (unknown source names are not counted:
+/// they would be unbounded labels).
+fn refused_counted(source: &dyn AlertSource, outcome: Result<IngestResponse, Error>) -> Result<Response, Error> {
+    if outcome.is_err() {
+        crate::observability::ingest(source.name(), "refused");
+    }
+    outcome.map(accepted)
+}
+
+async fn receive_webhook(
+    state: &AppState,
+    who: &Principal,
+    source: &'static dyn AlertSource,
+    request: Request,
+) -> Result<IngestResponse, Error> {
     // Every SIEM we support posts JSON with a JSON content type (Sentinel's Logic App HTTP
     // action, Elastic's webhook connector, Splunk's webhook alert action); anything else is
     // refused before the body is read.
@@ -86,7 +104,7 @@ pub async fn ingest_webhook(
                 signature_verified = true;
                 if let Err(reason) = signature::verify(&scheme, Some(secret.as_bytes()), &headers, &body, chrono::Utc::now()) {
                     tracing::warn!(target: "calseta::audit", event = "webhook_signature_failure", source = source.name(),
-                        reason = ?reason, key_prefix = auth.key_prefix(), "webhook signature rejected");
+                        reason = ?reason, key_prefix = who.key_prefix(), "webhook signature rejected");
                     let message = match reason {
                         SignatureError::Stale => "Webhook timestamp is outside the allowed window.",
                         _ => "Webhook signature verification failed.",
@@ -107,8 +125,7 @@ pub async fn ingest_webhook(
     };
     check_payload(source, &raw)?;
     let provenance = Provenance::Webhook { signature_verified };
-    let outcome = ingest(&state, source, raw, &auth.actor(), provenance).await?;
-    Ok(accepted(outcome))
+    ingest(state, source, raw, &who.actor(), provenance).await
 }
 
 /// The checks both ingest paths apply to an alert payload, in the same order: its size (compact
@@ -176,8 +193,9 @@ pub async fn ingest_programmatic(
         _ => return Err(Error::Validation(vec![FieldError::body("payload", "dict_type", "Input should be a valid dictionary")])),
     };
     let source = find_source(&auth.principal, &body.source_name)?;
-    check_api_submission(&state, &auth.principal, source)?;
-    check_payload(source, &raw)?;
-    let outcome = ingest(&state, source, raw, &auth.actor(), Provenance::Api).await?;
-    Ok(accepted(outcome))
+    let outcome = match check_api_submission(&state, &auth.principal, source).and_then(|()| check_payload(source, &raw)) {
+        Ok(()) => ingest(&state, source, raw, &auth.actor(), Provenance::Api).await,
+        Err(e) => Err(e),
+    };
+    refused_counted(source, outcome)
 }

@@ -77,6 +77,7 @@ pub async fn ingest(
     let detection_rule_ref = source.detection_rule_ref(&raw);
     let prepared = PreparedAlert { source_name: source.name(), raw, normalized, fingerprint, detection_rule_ref, actor: actor.clone(), provenance };
     let response = services.persist(prepared).await?;
+    crate::observability::ingest(source.name(), if response.is_duplicate { "deduplicated" } else { "accepted" });
     if !response.is_duplicate {
         state.wakeup.job_enqueued();
     }

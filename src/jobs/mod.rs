@@ -62,6 +62,7 @@ pub use context::{JobCtx, complete_all_in};
 pub use job::{Backoff, DEFAULT_QUEUE, Job, JobError, RetryPolicy};
 pub use prune::{KEEP_FINISHED_JOBS_DAYS, PruneFinishedJobs};
 pub use registry::Registry;
+pub use store::queue_depths;
 pub use runner::{Wakeup, WorkerConfig, run_workers};
 
 use crate::db::{Tx, now};

@@ -185,6 +185,7 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
         let input: Vec<(Value, JobCtx)> = jobs.iter().zip(&contexts).map(|(job, ctx)| (job.payload.0.clone(), ctx.clone())).collect();
         // The handler runs in its own task (a panic is contained) and is cancelled (aborted: its
         // future is dropped, so none of its open transactions commits) before the lease ends.
+        let started = std::time::Instant::now();
         let mut handle = tokio::spawn((entry.run)(self.ctx.clone(), input));
         let outcomes: Vec<Result<(), JobError>> = match tokio::time::timeout(self.config.run_budget(), &mut handle).await {
             Ok(Ok(outcomes)) => outcomes,
@@ -197,6 +198,7 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
             }
         };
         for ((job, job_ctx), outcome) in jobs.iter().zip(&contexts).zip(outcomes) {
+            crate::observability::job(&job.queue, entry.name, if outcome.is_ok() { "succeeded" } else { "failed" }, started.elapsed());
             match outcome {
                 Ok(()) if job_ctx.is_completed() => {}
                 // A handler without writes of its own: complete it here, under the same condition.

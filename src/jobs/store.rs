@@ -145,6 +145,14 @@ pub async fn requeue_expired(db: &Db) -> sqlx::Result<u64> {
     Ok(requeued)
 }
 
+/// Live jobs per (queue, status) for the `calseta_queue_depth` gauge (todo and doing only, so
+/// the label set stays small).
+pub async fn queue_depths(db: &Db) -> sqlx::Result<Vec<(String, String, i64)>> {
+    with_db!(db, p => sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT queue, status, COUNT(*) FROM jobs WHERE status IN ('todo', 'doing') GROUP BY queue, status")
+        .fetch_all(p).await)
+}
+
 /// Deletes finished jobs last touched before `before`, in the caller's transaction.
 pub async fn delete_finished_before(tx: &mut Tx, before: DateTime<Utc>) -> sqlx::Result<u64> {
     with_tx!(tx, p => sqlx::query("DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1")

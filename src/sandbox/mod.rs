@@ -282,6 +282,7 @@ impl Sandbox {
         {
             let mut pool = self.inner.pool.lock().await;
             while let Ok(mut child) = pool.try_recv() {
+                crate::observability::sandbox_pool_size(pool.len());
                 if !child.has_exited() {
                     return Ok(child);
                 }
@@ -303,6 +304,7 @@ async fn fill_pool(launcher: Arc<Launcher>, tx: mpsc::Sender<Child>, max_line: u
         match launcher.spawn_ready(max_line).await {
             Ok(child) => {
                 permit.send(child);
+                crate::observability::sandbox_pool_size(tx.max_capacity() - tx.capacity());
                 backoff = Duration::from_millis(100);
             }
             Err(e) => {

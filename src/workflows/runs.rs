@@ -128,6 +128,7 @@ async fn execute_run(state: &AppState, run_id: i64, job: &JobCtx, approval: Opti
         }
     };
     let duration_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
+    crate::observability::workflow_run(status);
     let result = json!({"success": status == "success", "message": message, "data": data});
     let mut tx = state.db.begin().await?;
     store::finish_run(

@@ -22,6 +22,7 @@ mod ingest;
 mod jobs;
 mod metrics;
 mod mcp;
+mod ops;
 mod indicator_mappings;
 mod indicators;
 mod rate_limits;
