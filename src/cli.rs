@@ -113,6 +113,9 @@ fn parse_lifetime(text: &str) -> Result<ChronoDuration, String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Audit(AuditCommand::Export { .. })) {
+        crate::observability::redact::LOGS_TO_STDERR.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let (settings, secrets) = match crate::secrets::load_settings() {
         Ok(loaded) => loaded,
         Err(e) => {

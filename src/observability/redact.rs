@@ -108,17 +108,26 @@ fn looks_like_aws_secret(run: &str) -> bool {
         && run.chars().any(|c| c.is_ascii_digit() || c == '/' || c == '+')
 }
 
+/// Set by commands whose standard output is data (`calseta audit export` writes JSON lines for a
+/// SIEM): their log lines go to standard error instead, so they never corrupt that data.
+pub static LOGS_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The log writer: each formatted event (one `write` per event) is scrubbed, then written.
 pub struct ScrubbingStdout;
 
 impl Write for ScrubbingStdout {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        io::stdout().lock().write_all(scrub(&text).as_bytes())?;
+        if LOGS_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+            io::stderr().lock().write_all(scrub(&text).as_bytes())?;
+        } else {
+            io::stdout().lock().write_all(scrub(&text).as_bytes())?;
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
-        io::stdout().flush()
+        io::stdout().flush()?;
+        io::stderr().flush()
     }
 }
 
