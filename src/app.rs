@@ -97,7 +97,7 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
         settings.queue_max_retries,
         Duration::from_secs(settings.queue_retry_backoff_seconds.max(0) as u64),
     );
-    Registry::new()
+    let registry = Registry::new()
         .register_with::<EnrichAlert>(enrich_retry)
         .register::<crate::workflows::runs::ExecuteWorkflowRun>()
         .register::<crate::workflows::runs::SendApprovalNotification>()
@@ -106,7 +106,12 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
         .register::<crate::agents::dispatch::DeliveryJob>()
         .register::<crate::approvals::ExecuteApprovedWorkflow>()
         .register_periodic::<crate::approvals::ExpireApprovalRequests>(Duration::from_secs(settings.approval_sweep_interval_seconds.max(1)))
-        .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)))
+        .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)));
+    if settings.sandbox_mode {
+        registry.register_periodic::<crate::seed::SandboxReset>(settings.sandbox_reset_interval())
+    } else {
+        registry
+    }
 }
 
 /// How this process's workers run (QUEUE_* settings).
