@@ -70,6 +70,31 @@ pub async fn insert(tx: &mut Tx, key: &NewApiKey<'_>, only_if_table_empty: bool)
         .await)
 }
 
+/// Inserts a system key (the sandbox's well-known demo keys) unless a key with the same lookup
+/// hash exists, revoked or not; returns the row when it was inserted.
+pub async fn insert_system_if_absent(tx: &mut Tx, key: &NewApiKey<'_>) -> sqlx::Result<Option<ApiKeyRow>> {
+    let sql = format!(
+        "INSERT INTO api_keys (uuid, name, key_prefix, lookup_hash, key_hash, scopes, key_type, \
+         is_active, expires_at, allowed_sources, is_system, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, TRUE, $10, $10) \
+         ON CONFLICT (lookup_hash) DO NOTHING RETURNING {COLUMNS}"
+    );
+    let allowed = key.allowed_sources.map(|s| Json(s.to_vec()));
+    with_tx!(tx, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
+        .bind(Uuid::new_v4())
+        .bind(key.name)
+        .bind(key.key_prefix)
+        .bind(key.lookup_hash)
+        .bind(key.key_hash)
+        .bind(Json(key.scopes.to_vec()))
+        .bind(key.key_type)
+        .bind(key.expires_at)
+        .bind(allowed)
+        .bind(now())
+        .fetch_optional(p)
+        .await)
+}
+
 pub async fn find_by_lookup_hash(db: &Db, lookup_hash: &str) -> sqlx::Result<Option<ApiKeyRow>> {
     let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE lookup_hash = $1");
     with_db!(db, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql)).bind(lookup_hash).fetch_optional(p).await)

@@ -145,16 +145,21 @@ pub struct GeneratedKey {
 pub fn generate_key() -> GeneratedKey {
     let secret: [u8; 32] = rand::random();
     let plaintext = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
-    let argon2_hash = argon2::Argon2::default()
-        .hash_password(plaintext.as_bytes())
-        .expect("argon2 hashing with default params cannot fail")
-        .to_string();
+    let argon2_hash = hash_key(&plaintext);
     GeneratedKey {
         display_prefix: plaintext[..DISPLAY_PREFIX_LEN].to_owned(),
         lookup_hash: lookup_hash(&plaintext),
         plaintext,
         argon2_hash,
     }
+}
+
+/// The stored argon2id hash of a key.
+pub fn hash_key(plaintext: &str) -> String {
+    argon2::Argon2::default()
+        .hash_password(plaintext.as_bytes())
+        .expect("argon2 hashing with default params cannot fail")
+        .to_string()
 }
 
 /// The indexed lookup id of a key: hex SHA-256 of the whole token.
@@ -351,6 +356,11 @@ impl Authenticator {
     /// very next request on this replica.
     pub fn invalidate(&self, key_uuid: Uuid) {
         self.cache.write().expect("auth cache poisoned").retain(|_, entry| entry.principal.key_uuid != key_uuid);
+    }
+
+    /// Forgets every cached key (after a sandbox reset deleted keys wholesale).
+    pub fn clear(&self) {
+        self.cache.write().expect("auth cache poisoned").clear();
     }
 }
 

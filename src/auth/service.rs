@@ -357,6 +357,35 @@ pub async fn record_refused_address(db: &Db, key: std::sync::Arc<super::KeyIdent
 /// The audit action of a refused use of a key.
 pub const AUTHENTICATE: &str = "api_keys.authenticate";
 
+/// Creates a well-known system key (`is_system`, human) from its published plaintext, once: a key
+/// that already exists, even revoked, is left as it is. Returns whether it was created.
+pub async fn ensure_system_key(db: &Db, name: &str, plaintext: &str, scopes: &[String]) -> Result<bool> {
+    let lookup = super::lookup_hash(plaintext);
+    if keys::find_by_lookup_hash(db, &lookup).await?.is_some() {
+        return Ok(false);
+    }
+    let presented = plaintext.to_owned();
+    // argon2 takes tens of milliseconds of CPU: off the async workers.
+    let key_hash = tokio::task::spawn_blocking(move || super::hash_key(&presented)).await.map_err(|e| Error::Internal(e.into()))?;
+    let mut tx = db.begin().await?;
+    let new = NewApiKey {
+        name,
+        key_prefix: &plaintext[..super::DISPLAY_PREFIX_LEN.min(plaintext.len())],
+        lookup_hash: &lookup,
+        key_hash: &key_hash,
+        scopes,
+        key_type: KeyType::Human.as_str(),
+        expires_at: None,
+        allowed_sources: None,
+        allowed_cidrs: None,
+    };
+    let Some(row) = keys::insert_system_if_absent(&mut tx, &new).await? else { return Ok(false) };
+    let details = json!({ "name": row.name, "scopes": row.scopes.0, "key_type": row.key_type, "is_system": true });
+    audit::record(&mut tx, &Principal::System, Record::success(CreateApiKey::NAME, "api_key", row.uuid).with_details(details)).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// The CLI's lookup for `revoke <uuid|prefix>`: the key with that UUID, or the one active key
 /// with that display prefix (an ambiguous prefix is an error).
 pub async fn find_for_revoke(db: &Db, uuid_or_prefix: &str) -> Result<Option<Uuid>> {
