@@ -451,6 +451,7 @@ async fn secret_backends_use_the_credential_chains() {
         .start()
         .await;
     assert!(server.stdout.text().contains("secrets_source=aws_secrets_manager"));
+    assert!(server.stdout.text().contains(r#""credentials_source":"web_identity""#), "{}", server.stdout.text());
     let requests = seen.0.lock().unwrap().clone();
     let calls: Vec<&str> = requests.iter().map(|(what, _, _)| what.as_str()).collect();
     assert_eq!(calls, ["sts", "aws"]);
@@ -470,6 +471,7 @@ async fn secret_backends_use_the_credential_chains() {
         .start()
         .await;
     assert!(azure.stdout.text().contains("secrets_source=azure_key_vault"));
+    assert!(azure.stdout.text().contains(r#""credentials_source":"workload_identity""#), "{}", azure.stdout.text());
     let requests = seen.0.lock().unwrap().clone();
     assert_eq!(requests[0].0, "token:tenant-1");
     assert!(requests[0].2.contains("client_assertion=federated-sa-token") && !requests[0].2.contains("client_secret"), "{}", requests[0].2);
