@@ -476,4 +476,18 @@ async fn secret_backends_use_the_credential_chains() {
     assert_eq!(requests[0].0, "token:tenant-1");
     assert!(requests[0].2.contains("client_assertion=federated-sa-token") && !requests[0].2.contains("client_secret"), "{}", requests[0].2);
     assert!(configured_providers(&azure).await.iter().any(|p| p == "abuseipdb"));
+
+    // A configured link that fails stops the chain: the error names the backend, the secret and
+    // the link, and the backend contributes nothing.
+    let missing_profile = TestServer::builder(Backend::Sqlite)
+        .env("AWS_SECRETS_MANAGER_SECRET_NAME", "calseta/prod")
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &base)
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_PROFILE", "nowhere")
+        .env("AWS_SHARED_CREDENTIALS_FILE", token_file)
+        .start()
+        .await;
+    let log = missing_profile.stdout.text();
+    assert!(log.contains("aws_secrets_manager: secret 'calseta/prod': credentials: shared credentials: AWS_PROFILE names profile 'nowhere'"), "{log}");
+    assert!(configured_providers(&missing_profile).await.is_empty());
 }
