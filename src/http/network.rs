@@ -65,7 +65,7 @@ impl NetworkPolicy {
     /// Whether the request reached the proxy over https: only a trusted peer's header counts
     /// (the last value: the one the nearest proxy wrote); this listener itself speaks plain http.
     fn is_https(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> bool {
-        let trusted = peer.is_some_and(|ip| self.trusted_proxies.iter().any(|n| n.contains(&canonical(ip))));
+        let trusted = peer.is_some_and(|ip| address_in(&self.trusted_proxies, &ip.to_string()));
         trusted
             && headers
                 .get_all("x-forwarded-proto")
@@ -73,8 +73,7 @@ impl NetworkPolicy {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .next_back()
+                .rfind(|v| !v.is_empty())
                 .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
     }
 }

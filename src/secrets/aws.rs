@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Env, aws_credentials};
+use super::{Env, Fetched, aws_credentials};
 
 const BACKEND: &str = "aws_secrets_manager";
 const SERVICE: &str = "secretsmanager";
@@ -22,11 +22,12 @@ struct SecretValue {
     secret_string: Option<String>,
 }
 
-pub async fn fetch(env: Env, secret_id: String) -> Result<BTreeMap<String, String>, String> {
+pub async fn fetch(env: Env, secret_id: String) -> Result<Fetched, String> {
     let fail = |what: String| format!("{BACKEND}: secret '{secret_id}': {what}");
     let region = aws_credentials::region(&env).ok_or_else(|| fail("AWS_REGION is not set".into()))?;
     let client = super::http_client()?;
     let credentials = aws_credentials::resolve(&env, &client).await.map_err(|e| fail(format!("credentials: {e}")))?;
+    let source = credentials.source;
     let access_key = credentials.access_key_id;
     let secret_key = credentials.secret_access_key;
     let endpoint = env
@@ -62,14 +63,15 @@ pub async fn fetch(env: Env, secret_id: String) -> Result<BTreeMap<String, Strin
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text) else {
         return Err(fail("the SecretString is not a JSON object".into()));
     };
-    Ok(map
+    let values: BTreeMap<String, String> = map
         .into_iter()
         .filter_map(|(k, v)| match v {
             Value::String(s) => Some((k.to_uppercase(), s)),
             Value::Null => None,
             other => Some((k.to_uppercase(), other.to_string())),
         })
-        .collect())
+        .collect();
+    Ok(Fetched { values, credentials: source })
 }
 
 struct Signed<'a> {

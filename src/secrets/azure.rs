@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::Env;
+use super::{Env, Fetched};
 
 const API_VERSION: &str = "7.4";
 const BACKEND: &str = "azure_key_vault";
@@ -35,10 +35,10 @@ struct Secret {
     value: String,
 }
 
-pub async fn fetch(env: Env, vault_url: String) -> Result<BTreeMap<String, String>, String> {
+pub async fn fetch(env: Env, vault_url: String) -> Result<Fetched, String> {
     let vault = vault_url.trim_end_matches('/').to_owned();
     let client = super::http_client()?;
-    let token = super::azure_credentials::token(&env, &client).await.map_err(|e| format!("{BACKEND}: vault '{vault}': credentials: {e}"))?;
+    let (token, credentials) = super::azure_credentials::token(&env, &client).await.map_err(|e| format!("{BACKEND}: vault '{vault}': credentials: {e}"))?;
     let mut names = Vec::new();
     let mut next = Some(format!("{vault}/secrets?api-version={API_VERSION}"));
     while let Some(url) = next {
@@ -58,7 +58,7 @@ pub async fn fetch(env: Env, vault_url: String) -> Result<BTreeMap<String, Strin
         let secret: Secret = get(&client, &url, &token, &format!("reading secret '{name}'")).await?;
         values.insert(name.replace('-', "_").to_uppercase(), secret.value);
     }
-    Ok(values)
+    Ok(Fetched { values, credentials })
 }
 
 async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str, token: &str, what: &str) -> Result<T, String> {

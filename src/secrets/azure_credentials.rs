@@ -28,16 +28,16 @@ enum Proof {
     Assertion(String),
 }
 
-/// A bearer token for Key Vault.
-pub async fn token(env: &Env, client: &reqwest::Client) -> Result<String, String> {
+/// A bearer token for Key Vault, and which credential obtained it.
+pub async fn token(env: &Env, client: &reqwest::Client) -> Result<(String, &'static str), String> {
     let proof = match (env.get("AZURE_CLIENT_SECRET"), env.get("AZURE_FEDERATED_TOKEN_FILE")) {
         (Some(secret), _) => Proof::Secret(secret),
         (None, Some(file)) => Proof::Assertion(read_token_file(&file)?),
         (None, None) => return managed_identity(env, client).await,
     };
-    let what = match proof {
-        Proof::Secret(_) => "client secret credential",
-        Proof::Assertion(_) => "workload identity",
+    let (what, source) = match proof {
+        Proof::Secret(_) => ("client secret credential", "client_secret"),
+        Proof::Assertion(_) => ("workload identity", "workload_identity"),
     };
     let tenant = env.get("AZURE_TENANT_ID").ok_or(format!("{what}: AZURE_TENANT_ID is not set"))?;
     let client_id = env.get("AZURE_CLIENT_ID").ok_or(format!("{what}: AZURE_CLIENT_ID is not set"))?;
@@ -53,7 +53,7 @@ pub async fn token(env: &Env, client: &reqwest::Client) -> Result<String, String
     let url = format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
     let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
     let request = client.post(&url).header("content-type", "application/x-www-form-urlencoded").body(body);
-    fetch_token(request, what).await
+    Ok((fetch_token(request, what).await?, source))
 }
 
 fn read_token_file(path: &str) -> Result<String, String> {
@@ -66,7 +66,7 @@ fn read_token_file(path: &str) -> Result<String, String> {
 }
 
 /// A user-assigned identity is chosen by `AZURE_CLIENT_ID`; without it the system-assigned one.
-async fn managed_identity(env: &Env, client: &reqwest::Client) -> Result<String, String> {
+async fn managed_identity(env: &Env, client: &reqwest::Client) -> Result<(String, &'static str), String> {
     let client_id = env.get("AZURE_CLIENT_ID");
     if let Some(endpoint) = env.get("IDENTITY_ENDPOINT") {
         const WHAT: &str = "managed identity (IDENTITY_ENDPOINT)";
@@ -76,7 +76,7 @@ async fn managed_identity(env: &Env, client: &reqwest::Client) -> Result<String,
             query.push(("client_id", id.as_str()));
         }
         let request = client.get(with_query(&endpoint, &query, WHAT)?).header("x-identity-header", header).timeout(Duration::from_secs(10));
-        return fetch_token(request, WHAT).await;
+        return Ok((fetch_token(request, WHAT).await?, "managed_identity"));
     }
     const WHAT: &str = "managed identity (instance metadata)";
     let base = env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST").unwrap_or_else(|| IMDS_BASE.into());
@@ -89,9 +89,10 @@ async fn managed_identity(env: &Env, client: &reqwest::Client) -> Result<String,
         .header("metadata", "true")
         // Off Azure nothing answers at the link-local address: give up quickly.
         .timeout(Duration::from_secs(3));
-    fetch_token(request, WHAT).await.map_err(|e| {
+    let token = fetch_token(request, WHAT).await.map_err(|e| {
         format!("no credential: AZURE_CLIENT_SECRET and AZURE_FEDERATED_TOKEN_FILE are not set and IDENTITY_ENDPOINT is not set; {e}")
-    })
+    })?;
+    Ok((token, "managed_identity"))
 }
 
 fn with_query(base: &str, query: &[(&str, &str)], what: &str) -> Result<reqwest::Url, String> {

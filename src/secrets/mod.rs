@@ -28,12 +28,20 @@ pub struct Report {
     pub source: &'static str,
     pub loaded: usize,
     pub error: Option<String>,
+    /// Which link of the vendor's credential chain authenticated the load.
+    pub credentials: Option<&'static str>,
 }
 
 impl Report {
     pub fn log(&self) {
         match &self.error {
-            None => tracing::info!(secrets_source = self.source, settings_loaded = self.loaded, "secrets_source={}", self.source),
+            None => tracing::info!(
+                secrets_source = self.source,
+                settings_loaded = self.loaded,
+                credentials_source = self.credentials,
+                "secrets_source={}",
+                self.source
+            ),
             Some(error) => {
                 tracing::error!(secrets_source = self.source, error = %error, "loading settings from the secret backend failed; it contributes nothing");
                 tracing::info!(secrets_source = self.source, settings_loaded = 0, "secrets_source={}", self.source);
@@ -53,21 +61,27 @@ pub fn load_settings() -> Result<(Settings, Report), ConfigError> {
     } else {
         ("environment", None)
     };
-    let (values, error) = match fetched {
-        None => (BTreeMap::new(), None),
-        Some(Ok(values)) => (values, None),
-        Some(Err(error)) => (BTreeMap::new(), Some(error)),
+    let (values, credentials, error) = match fetched {
+        None => (BTreeMap::new(), None, None),
+        Some(Ok(Fetched { values, credentials })) => (values, Some(credentials), None),
+        Some(Err(error)) => (BTreeMap::new(), None, Some(error)),
     };
     let known = crate::config::known_setting_names();
     let values: BTreeMap<String, String> =
         values.into_iter().map(|(k, v)| (k.to_lowercase(), v)).filter(|(k, _)| known.contains(k)).collect();
     let loaded = values.len();
     let settings = Settings::from_figment(Settings::figment().merge(Serialized::defaults(values)))?;
-    Ok((settings, Report { source, loaded, error }))
+    Ok((settings, Report { source, loaded, error, credentials }))
+}
+
+/// What a backend returned: setting name → value, and the credential source it used.
+pub struct Fetched {
+    pub values: BTreeMap<String, String>,
+    pub credentials: &'static str,
 }
 
 /// The start-up fetch runs before the application's runtime exists.
-fn block_on<F: std::future::Future<Output = Result<BTreeMap<String, String>, String>>>(future: F) -> Result<BTreeMap<String, String>, String> {
+fn block_on<F: std::future::Future<Output = Result<Fetched, String>>>(future: F) -> Result<Fetched, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -213,6 +213,12 @@ async fn per_key_address_allow_list(backend: Backend) {
         expect_error(response, 422, "VALIDATION_ERROR").await;
     }
     assert_eq!(server.db_count("SELECT COUNT(*) FROM api_keys WHERE name = 'bad'").await, 0);
+
+    // The OpenAPI document describes the field on create, patch and the response.
+    let spec = body(server.client.get(server.url("/openapi.json")).send().await.unwrap()).await;
+    for schema in ["ApiKeyCreate", "ApiKeyUpdate", "ApiKeyResponse"] {
+        assert!(spec["components"]["schemas"][schema]["properties"].get("allowed_cidrs").is_some(), "{schema}");
+    }
     server.stop().await;
 }
 dual!(per_key_address_allow_list);

@@ -28,7 +28,7 @@ async fn client_secret_from_the_environment() {
         ("AZURE_FEDERATED_TOKEN_FILE", "/nonexistent"),
         ("AZURE_AUTHORITY_HOST", entra.base.as_str()),
     ]);
-    assert_eq!(token(&env, &client()).await.unwrap(), "secret-token");
+    assert_eq!(token(&env, &client()).await.unwrap(), ("secret-token".into(), "client_secret"));
     let seen = entra.seen();
     assert_eq!(seen[0].target, "/tenant-1/oauth2/v2.0/token");
     let sent = form(&seen[0].body);
@@ -49,7 +49,7 @@ async fn workload_identity_uses_the_federated_token() {
         ("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap()),
         ("AZURE_AUTHORITY_HOST", entra.base.as_str()),
     ]);
-    assert_eq!(token(&env, &client()).await.unwrap(), "federated-token");
+    assert_eq!(token(&env, &client()).await.unwrap(), ("federated-token".into(), "workload_identity"));
     let sent = form(&entra.seen()[0].body);
     assert_eq!(sent["client_assertion"], "eyJhbGciOiJSUzI1NiJ9.sa-token.sig");
     assert_eq!(sent["client_assertion_type"], "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
@@ -63,7 +63,7 @@ async fn managed_identity_through_identity_endpoint() {
     let endpoint = Fake::start(token_answer("app-service-token")).await;
     let url = format!("{}/msi/token", endpoint.base);
     let env = Env::from_pairs(&[("IDENTITY_ENDPOINT", url.as_str()), ("IDENTITY_HEADER", "header-secret"), ("AZURE_CLIENT_ID", "user-assigned")]);
-    assert_eq!(token(&env, &client()).await.unwrap(), "app-service-token");
+    assert_eq!(token(&env, &client()).await.unwrap(), ("app-service-token".into(), "managed_identity"));
     let seen = endpoint.seen();
     assert_eq!(seen[0].headers["x-identity-header"], "header-secret");
     assert!(seen[0].target.starts_with("/msi/token?api-version=2019-08-01&resource=https%3A%2F%2Fvault.azure.net&client_id=user-assigned"), "{}", seen[0].target);
@@ -75,7 +75,7 @@ async fn managed_identity_through_identity_endpoint() {
 async fn managed_identity_through_instance_metadata() {
     let imds = Fake::start(token_answer("imds-token")).await;
     let env = Env::from_pairs(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.base.as_str())]);
-    assert_eq!(token(&env, &client()).await.unwrap(), "imds-token");
+    assert_eq!(token(&env, &client()).await.unwrap(), ("imds-token".into(), "managed_identity"));
     let seen = imds.seen();
     assert_eq!(seen[0].headers["metadata"], "true");
     assert_eq!(seen[0].target, "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net");
