@@ -141,9 +141,21 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(&settings.log_format, &settings.log_level);
-    secrets.log();
+    // Before any TLS client is built (the OTLP exporter builds one).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Traces are for the server; one-shot commands have nothing worth a trace.
+    let tracer = match &cli.command {
+        Command::Serve { .. } => match crate::observability::otel::provider(&settings) {
+            Ok(tracer) => tracer,
+            Err(e) => {
+                eprintln!("calseta: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    crate::telemetry::init(&settings.log_format, &settings.log_level, tracer.as_ref());
+    secrets.log();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -151,7 +163,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, settings)) {
+    let result = runtime.block_on(run(cli.command, settings));
+    // The spans of the last moments (shutdown included) are flushed before the process exits.
+    if let Some(tracer) = tracer {
+        crate::observability::otel::shutdown(tracer);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("calseta: {e:#}");

@@ -41,6 +41,14 @@ impl Settings {
                 .map_err(|e| ConfigError::Invalid(format!("REDIS_URL: {e}")))?;
         }
         crate::http::network::NetworkPolicy::from_settings(self).map_err(ConfigError::Invalid)?;
+        if let Some(endpoint) = &self.otel_exporter_otlp_endpoint {
+            let parsed = url::Url::parse(endpoint).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            if parsed.is_none() {
+                return Err(ConfigError::Invalid(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL such as http://collector:4318".into(),
+                ));
+            }
+        }
         if let Some(key) = &self.encryption_key {
             crate::crypto::parse_key(key).map_err(|reason| {
                 ConfigError::Invalid(format!("ENCRYPTION_KEY is invalid: {reason}"))

@@ -238,6 +238,11 @@ pub struct Settings {
     pub azure_key_vault_url: Option<String>,
     pub aws_secrets_manager_secret_name: Option<String>,
     pub aws_region: Option<String>,
+    /// OpenTelemetry traces: the OTLP/HTTP collector's base URL (`http://collector:4318`; spans go
+    /// to `<it>/v1/traces`). Unset = no traces, no cost.
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub otel_service_name: String,
 }
 
 impl Default for Settings {
@@ -348,6 +353,8 @@ impl Default for Settings {
             azure_key_vault_url: None,
             aws_secrets_manager_secret_name: None,
             aws_region: None,
+            otel_exporter_otlp_endpoint: None,
+            otel_service_name: "calseta".into(),
         }
     }
 }
@@ -535,6 +542,7 @@ impl Settings {
             &mut settings.azure_key_vault_url,
             &mut settings.aws_secrets_manager_secret_name,
             &mut settings.aws_region,
+            &mut settings.otel_exporter_otlp_endpoint,
         ] {
             if field.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 *field = None;
@@ -751,6 +759,16 @@ mod tests {
         assert!(Settings { ssrf_allowed_hosts: good.into(), ..production() }.validate().is_ok(), "{good}");
         // Development keeps its freedom (a lab may allow-list anything).
         assert!(Settings { ssrf_allowed_hosts: "0.0.0.0/0".into(), ..Settings::default() }.validate().is_ok());
+    }
+
+    #[test]
+    fn otel_endpoints_must_be_http_urls() {
+        let with = |url: &str| Settings { otel_exporter_otlp_endpoint: Some(url.into()), ..Settings::default() }.validate();
+        assert!(with("http://127.0.0.1:4318").is_ok());
+        assert!(with("https://otel.example.com/otlp/").is_ok());
+        for bad in ["collector:4318", "grpc://collector:4317", "not a url"] {
+            assert!(with(bad).unwrap_err().to_string().contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{bad}");
+        }
     }
 
     #[test]

@@ -139,12 +139,16 @@ impl Egress {
     /// setup, see `resolver::PortResolver`).
     pub async fn send(&self, request: Request) -> Result<Response, EgressError> {
         let policy = &self.inner.policy;
-        let Request { method, url, headers, body, timeout } = request;
+        let Request { method, url, mut headers, body, timeout } = request;
         let target = policy.check_url(&url)?;
         let client = self.inner.clients.for_port(target.port)?;
+        // With traces on: a client span, and its `traceparent` for the receiver.
+        let span = crate::observability::otel::outbound_span(&method, &target.url, &mut headers);
         let outbound = client::Outbound { method, url: target.url, headers, body };
         let started = std::time::Instant::now();
-        let sent = client::send_vetted(policy, client, outbound, policy.effective_timeout(timeout)).await;
+        let exchange = client::send_vetted(policy, client, outbound, policy.effective_timeout(timeout));
+        let sent = tracing::Instrument::instrument(exchange, span.clone()).await;
+        crate::observability::otel::outbound_result(&span, sent.as_ref().ok().map(|response| response.status));
         crate::observability::egress(match &sent {
             Ok(_) => "ok",
             Err(EgressError::Blocked(_)) => "blocked",

@@ -32,7 +32,9 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     };
     request.extensions_mut().insert(context.clone());
     let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
-    let span = tracing::info_span!("request", request_id = %context.request_id, method = %context.method, path = %context.path);
+    let span = tracing::info_span!("request", request_id = %context.request_id, method = %context.method, path = %context.path,
+        otel.name = tracing::field::Empty, otel.kind = tracing::field::Empty);
+    crate::observability::otel::continue_request(&span, request.headers(), &context.method, &route);
     let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let duration_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
     span.in_scope(|| {

@@ -39,6 +39,10 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnrichAlert {
     pub alert_id: i64,
+    /// The ingest request's trace context (`crate::observability::otel`): the writer that
+    /// enqueues this job runs outside the request, so it travels with the alert. None when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Job for EnrichAlert {

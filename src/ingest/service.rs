@@ -114,6 +114,7 @@ pub async fn ingest_with(
         actor: actor.clone(),
         provenance,
         enqueue_enrichment: options.enqueue_enrichment,
+        traceparent: crate::observability::otel::traceparent(),
     };
     let response = services.persist(prepared).await?;
     crate::observability::ingest(source.name(), if response.is_duplicate { "deduplicated" } else { "accepted" });
@@ -125,7 +126,7 @@ pub async fn ingest_with(
 
 /// Enqueues `enrich_alert` for an alert in the caller's transaction (ingest, re-enrich).
 pub async fn enqueue_enrichment(tx: &mut crate::db::Tx, alert_id: i64) -> sqlx::Result<Uuid> {
-    jobs::enqueue(tx, &EnrichAlert { alert_id }).await
+    jobs::enqueue(tx, &EnrichAlert { alert_id, traceparent: None }).await
 }
 
 /// The current active indicator field mappings (all sources), read once for every caller waiting
@@ -144,6 +145,8 @@ struct PreparedAlert {
     actor: Actor,
     provenance: Provenance,
     enqueue_enrichment: bool,
+    /// The request's trace context, for the enrich job (None when traces are off).
+    traceparent: Option<String>,
 }
 
 struct WriteRequest {
@@ -350,7 +353,7 @@ async fn persist_batch(state: &AppState, alerts: &[&PreparedAlert]) -> Result<Ve
         .collect();
     let new_ids = alerts::insert_many(&mut tx, &rows).await?;
     let jobs: Vec<EnrichAlert> =
-        new.iter().zip(&new_ids).filter(|(alert, _)| alert.enqueue_enrichment).map(|(_, id)| EnrichAlert { alert_id: *id }).collect();
+        new.iter().zip(&new_ids).filter(|(alert, _)| alert.enqueue_enrichment).map(|(alert, id)| EnrichAlert { alert_id: *id, traceparent: alert.traceparent.clone() }).collect();
     jobs::enqueue_many(&mut tx, &jobs).await?;
 
     let mut events = Vec::with_capacity(alerts.len());

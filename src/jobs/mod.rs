@@ -88,7 +88,8 @@ pub async fn enqueue_many<J: Job>(tx: &mut Tx, jobs: &[J]) -> sqlx::Result<Vec<U
 }
 
 fn new_job<J: Job>(job: &J, run_at: DateTime<Utc>) -> sqlx::Result<store::NewJob<'static>> {
-    let payload = serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let mut payload = serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    crate::observability::otel::stamp_job(&mut payload);
     if !payload.is_object() {
         // The table stores objects only (ck_jobs_payload): a unit struct would break the insert.
         return Err(sqlx::Error::Encode(format!("job {} must serialize to a JSON object", J::NAME).into()));

@@ -186,7 +186,8 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
         // The handler runs in its own task (a panic is contained) and is cancelled (aborted: its
         // future is dropped, so none of its open transactions commits) before the lease ends.
         let started = std::time::Instant::now();
-        let mut handle = tokio::spawn((entry.run)(self.ctx.clone(), input));
+        let span = crate::observability::otel::job_span(entry.name, entry.queue, jobs.iter().map(|job| &job.payload.0));
+        let mut handle = tokio::spawn(tracing::Instrument::instrument((entry.run)(self.ctx.clone(), input), span));
         let outcomes: Vec<Result<(), JobError>> = match tokio::time::timeout(self.config.run_budget(), &mut handle).await {
             Ok(Ok(outcomes)) => outcomes,
             Ok(Err(join_error)) => jobs.iter().map(|_| Err(JobError::Fatal(format!("handler panicked: {join_error}")))).collect(),

@@ -9,6 +9,7 @@
 //! are off the `metrics` facade has no recorder and every call is a no-op.
 
 mod http;
+pub mod otel;
 pub mod redact;
 
 use std::sync::OnceLock;

@@ -24,6 +24,7 @@ mod jobs;
 mod metrics;
 mod mcp;
 mod ops;
+mod otel;
 mod indicator_mappings;
 mod indicators;
 mod rate_limits;
