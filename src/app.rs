@@ -97,14 +97,18 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
         settings.queue_max_retries,
         Duration::from_secs(settings.queue_retry_backoff_seconds.max(0) as u64),
     );
+    // Approval notifications retry vendor outages with exponential backoff (APPROVAL_NOTIFY_*).
+    let notify_retry = crate::approvals::notify::retry_policy(settings);
     let registry = Registry::new()
         .register_with::<EnrichAlert>(enrich_retry)
         .register::<crate::workflows::runs::ExecuteWorkflowRun>()
-        .register::<crate::workflows::runs::SendApprovalNotification>()
         .register::<crate::agents::dispatch::MatchJob>()
         .register::<crate::agents::dispatch::SingleJob>()
         .register::<crate::agents::dispatch::DeliveryJob>()
         .register::<crate::approvals::ExecuteApprovedWorkflow>()
+        .register_with::<crate::approvals::notify::SendApprovalNotification>(notify_retry)
+        .register_with::<crate::approvals::notify::UpdateApprovalNotification>(notify_retry)
+        .register_with::<crate::approvals::notify::SendApprovalResult>(notify_retry)
         .register_periodic::<crate::approvals::ExpireApprovalRequests>(Duration::from_secs(settings.approval_sweep_interval_seconds.max(1)))
         .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)));
     if settings.sandbox_mode {

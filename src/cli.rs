@@ -99,6 +99,9 @@ pub enum ApiKeyCommand {
         /// Comma-separated source names this key may ingest from (default: all).
         #[arg(long, value_delimiter = ',')]
         allowed_sources: Option<Vec<String>>,
+        /// Comma-separated CIDRs or addresses this key may be used from (default: any).
+        #[arg(long, value_delimiter = ',')]
+        allowed_cidrs: Option<Vec<String>>,
         /// Lifetime such as 90d, 12h, 30m or 3600s (default: no expiry).
         #[arg(long, value_parser = parse_lifetime)]
         expires_in: Option<ChronoDuration>,
@@ -339,9 +342,9 @@ async fn api_key(settings: Settings, cmd: ApiKeyCommand) -> anyhow::Result<()> {
     let db = crate::app::open_database(&settings).await?;
     let keys = Keys::new(&db, None);
     match cmd {
-        ApiKeyCommand::Create { name, scopes, key_type, allowed_sources, expires_in } => {
+        ApiKeyCommand::Create { name, scopes, key_type, allowed_sources, allowed_cidrs, expires_in } => {
             let scopes: Vec<String> = scopes.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-            let input = ApiKeyCreate { name, scopes, key_type: Some(key_type), expires_at: expires_in.map(|d| Utc::now() + d), allowed_sources };
+            let input = ApiKeyCreate { name, scopes, key_type: Some(key_type), expires_at: expires_in.map(|d| Utc::now() + d), allowed_sources, allowed_cidrs };
             let created = keys.create(&Principal::Cli, input).await.map_err(cli_error)?;
             println!("Created API key '{}' ({}), uuid {}", created.key.name, created.key.key_prefix, created.key.uuid);
             println!("scopes: {}", created.key.scopes.join(","));

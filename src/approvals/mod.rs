@@ -8,6 +8,7 @@ mod decide;
 mod execute;
 pub mod http;
 pub mod model;
+pub mod notify;
 pub mod service;
 mod store;
 
@@ -19,13 +20,19 @@ use uuid::Uuid;
 
 use crate::db::Tx;
 
-/// Copies an approved request's run result into its `execution_result` (in the run's transaction).
+/// Copies an approved request's run result into its `execution_result` and enqueues the result
+/// notification (in the run's transaction).
 pub async fn record_execution_result(tx: &mut Tx, uuid: Uuid, result: &Value) -> sqlx::Result<()> {
-    store::set_execution_result(tx, uuid, result).await
+    match store::set_execution_result(tx, uuid, result).await? {
+        Some((id, notifier_type)) => notify::enqueue_result(tx, id, &notifier_type).await,
+        None => Ok(()),
+    }
 }
 
 /// Pending requests of a workflow that was deleted or deactivated become `cancelled` (their
 /// decide links die with them); returns their uuids.
 pub async fn cancel_pending_for_workflow(tx: &mut Tx, workflow_id: i64) -> sqlx::Result<Vec<Uuid>> {
-    store::cancel_pending_for_workflow(tx, workflow_id).await
+    let cancelled = store::cancel_pending_for_workflow(tx, workflow_id).await?;
+    notify::enqueue_outcomes(tx, &cancelled).await?;
+    Ok(cancelled)
 }

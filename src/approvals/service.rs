@@ -132,10 +132,12 @@ async fn materialize_expiry(state: &AppState, rows: &mut [ApprovalRow]) -> Resul
     Ok(())
 }
 
+/// What follows every expiry: the audit records, and the outcome update of posted notifications.
 pub(crate) async fn audit_expired(tx: &mut crate::db::Tx, expired: &[Uuid]) -> Result<()> {
     for uuid in expired {
         audit::record(tx, &Principal::System, Record::success("approvals.expire", "workflow_approval_request", uuid)).await?;
     }
+    super::notify::enqueue_outcomes(tx, expired).await?;
     Ok(())
 }
 
@@ -201,16 +203,19 @@ pub(crate) async fn decide(state: &AppState, uuid: Uuid, decision: Decision, dec
     }
     let by = decider.decided_by();
     let responder_id = decider.responder_id();
-    if !store::decide(&mut tx, row.id, decision.status(), &responder_id, &by).await? {
+    let Some(posted_message) = store::decide(&mut tx, row.id, decision.status(), &responder_id, &by).await? else {
         let current = store::find_in(&mut tx, uuid).await?.ok_or_else(|| not_found(uuid))?;
         return Err(if current.status != "pending" {
             conflict("APPROVAL_ALREADY_DECIDED", format!("Approval request {uuid} is already in terminal status '{}'", current.status))
         } else {
             conflict("APPROVAL_EXPIRED", format!("Approval request {uuid} has expired"))
         });
-    }
+    };
     if decision == Decision::Approve {
         crate::jobs::enqueue(&mut tx, &ExecuteApprovedWorkflow { approval_request_id: row.id }).await?;
+    }
+    if posted_message.is_some() {
+        super::notify::enqueue_outcome(&mut tx, row.id).await?;
     }
     let context = row.trigger_context.as_ref().map(|c| c.0.clone()).unwrap_or_default();
     let references = json!({
@@ -250,7 +255,7 @@ pub(crate) async fn decide(state: &AppState, uuid: Uuid, decision: Decision, dec
     });
     audit::record(&mut tx, &principal, Record::success(decision.operation(), "workflow_approval_request", uuid).with_details(details)).await?;
     tx.commit().await?;
-    if decision == Decision::Approve {
+    if decision == Decision::Approve || posted_message.is_some() {
         state.wakeup.job_enqueued();
     }
     store::find(&state.db, uuid).await?.ok_or_else(|| not_found(uuid))

@@ -36,6 +36,9 @@ pub struct ApprovalRow {
     pub decided_by_key_prefix: Option<String>,
     pub decided_by_key_name: Option<String>,
     pub risk_level: Option<String>,
+    /// Where the notifier's message landed (Slack: message `ts` and channel id), once posted.
+    pub external_message_id: Option<String>,
+    pub external_channel_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -49,7 +52,7 @@ impl ApprovalRow {
 const SELECT: &str = "SELECT a.id, a.uuid, a.workflow_id, w.name AS workflow_name, w.uuid AS workflow_uuid, a.workflow_run_id, \
     a.trigger_type, a.trigger_agent_key_prefix, a.trigger_key_uuid, a.trigger_context, a.reason, a.confidence, a.notifier_type, \
     a.notifier_channel, a.status, a.responder_id, a.responded_at, a.expires_at, a.execution_result, a.decide_token_hash, \
-    a.decided_by_type, a.decided_by_id, a.decided_by_key_prefix, a.decided_by_key_name, w.risk_level, a.created_at, a.updated_at \
+    a.decided_by_type, a.decided_by_id, a.decided_by_key_prefix, a.decided_by_key_name, w.risk_level, a.external_message_id, a.external_channel_id, a.created_at, a.updated_at \
     FROM workflow_approval_requests a LEFT JOIN workflows w ON w.id = a.workflow_id";
 
 pub async fn find(db: &Db, uuid: Uuid) -> sqlx::Result<Option<ApprovalRow>> {
@@ -87,17 +90,39 @@ pub struct DecidedBy {
 }
 
 /// The decision: ONE conditional UPDATE (pending and not expired → `status`). Under any
-/// concurrency exactly one caller gets `true`. The decide token cannot decide again (it only
-/// opens a `pending` request); its hash stays so its holder can read "already decided".
-pub async fn decide(tx: &mut Tx, id: i64, status: &str, responder_id: &str, by: &DecidedBy) -> sqlx::Result<bool> {
+/// concurrency exactly one caller gets `Some`, holding the request's posted message id if its
+/// notification was posted (read by the UPDATE itself, so a post storing its id concurrently is
+/// either seen here or sees this decision). The decide token cannot decide again (it only opens
+/// a `pending` request); its hash stays so its holder can read "already decided".
+pub async fn decide(tx: &mut Tx, id: i64, status: &str, responder_id: &str, by: &DecidedBy) -> sqlx::Result<Option<Option<String>>> {
     let at = now();
-    let done = with_tx!(tx, c => sqlx::query(
+    with_tx!(tx, c => sqlx::query_scalar::<_, Option<String>>(
         "UPDATE workflow_approval_requests SET status = $2, responder_id = $3, responded_at = $4, updated_at = $4, \
          decided_by_type = $5, decided_by_id = $6, decided_by_key_prefix = $7, decided_by_key_name = $8 \
-         WHERE id = $1 AND status = 'pending' AND expires_at >= $4")
+         WHERE id = $1 AND status = 'pending' AND expires_at >= $4 RETURNING external_message_id")
         .bind(id).bind(status).bind(responder_id).bind(at).bind(by.kind).bind(&by.id).bind(&by.key_prefix).bind(&by.key_name)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+        .fetch_optional(c).await)
+}
+
+/// Where the request's notification landed; returns the request's status at that moment (a
+/// decision committed meanwhile is seen here, see [`decide`]).
+pub async fn set_posted(tx: &mut Tx, id: i64, channel: &str, ts: &str) -> sqlx::Result<Option<String>> {
+    with_tx!(tx, c => sqlx::query_scalar::<_, String>(
+        "UPDATE workflow_approval_requests SET external_channel_id = $2, external_message_id = $3, updated_at = $4 \
+         WHERE id = $1 RETURNING status")
+        .bind(id).bind(channel).bind(ts).bind(now()).fetch_optional(c).await)
+}
+
+/// Ids of the given requests whose notification was posted.
+pub async fn posted_ids(tx: &mut Tx, uuids: &[Uuid]) -> sqlx::Result<Vec<i64>> {
+    let mut ids = Vec::new();
+    for uuid in uuids {
+        let id = with_tx!(tx, c => sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM workflow_approval_requests WHERE uuid = $1 AND external_message_id IS NOT NULL")
+            .bind(uuid).fetch_optional(c).await)?;
+        ids.extend(id);
+    }
+    Ok(ids)
 }
 
 /// Marks the given pending requests past expiry `expired` (their decide tokens die); returns the
@@ -139,9 +164,11 @@ pub async fn link_run(tx: &mut Tx, id: i64, run_id: i64) -> sqlx::Result<bool> {
     Ok(done == 1)
 }
 
-pub async fn set_execution_result(tx: &mut Tx, uuid: Uuid, result: &Value) -> sqlx::Result<()> {
-    with_tx!(tx, c => sqlx::query("UPDATE workflow_approval_requests SET execution_result = $2, updated_at = $3 WHERE uuid = $1")
-        .bind(uuid).bind(Json(result)).bind(now()).execute(c).await.map(|_| ()))
+/// Stores an approved request's run result; returns the request's id and notifier.
+pub async fn set_execution_result(tx: &mut Tx, uuid: Uuid, result: &Value) -> sqlx::Result<Option<(i64, String)>> {
+    with_tx!(tx, c => sqlx::query_as::<_, (i64, String)>(
+        "UPDATE workflow_approval_requests SET execution_result = $2, updated_at = $3 WHERE uuid = $1 RETURNING id, notifier_type")
+        .bind(uuid).bind(Json(result)).bind(now()).fetch_optional(c).await)
 }
 
 pub async fn workflow_id_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<i64>> {

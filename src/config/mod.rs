@@ -183,8 +183,10 @@ pub struct Settings {
     pub entra_graph_base_url: String,
     /// Approval window when a workflow's own `approval_timeout_seconds` is 0.
     pub approval_default_timeout_seconds: i64,
-    /// `none` (log only). Slack and Teams notifiers are not built yet and are refused.
+    /// `none` (log only), `slack` or `teams` (see `crate::approvals::notify`).
     pub approval_notifier: String,
+    /// Public base of this server in notifications (browser decide links).
+    pub calseta_base_url: String,
     /// `calseta_api_base_url` of agent webhook payloads: where agents call back.
     pub calseta_api_base_url: String,
 
@@ -206,6 +208,11 @@ pub struct Settings {
     /// Verifies Slack interactivity callbacks (`v0` signatures); without it they are refused.
     pub slack_signing_secret: Option<String>,
     pub teams_webhook_url: Option<String>,
+    /// Slack Web API origin (tests point it at a fake Slack).
+    pub slack_api_base_url: String,
+    /// Attempts of each notification job, and the first retry's wait (doubling, jittered, ≤ 1 h).
+    pub approval_notify_max_attempts: i32,
+    pub approval_notify_retry_seconds: u64,
     /// Expired pending requests are swept to `expired` this often.
     pub approval_sweep_interval_seconds: u64,
 
@@ -318,6 +325,7 @@ impl Default for Settings {
             entra_graph_base_url: "https://graph.microsoft.com/v1.0".into(),
             approval_default_timeout_seconds: 3600,
             approval_notifier: "none".into(),
+            calseta_base_url: "http://localhost:8000".into(),
             calseta_api_base_url: "http://localhost:8000".into(),
             mcp_bind: None,
             calseta_public_url: None,
@@ -327,6 +335,9 @@ impl Default for Settings {
             slack_bot_token: None,
             slack_signing_secret: None,
             teams_webhook_url: None,
+            slack_api_base_url: "https://slack.com/api".into(),
+            approval_notify_max_attempts: 5,
+            approval_notify_retry_seconds: 30,
             approval_sweep_interval_seconds: 30,
             metrics_enabled: false,
             metrics_bind: None,

@@ -46,8 +46,7 @@ impl NetworkPolicy {
     }
 
     fn client_allowed(&self, client_ip: &str) -> bool {
-        self.allowed_clients.is_empty()
-            || client_ip.parse::<IpAddr>().is_ok_and(|ip| self.allowed_clients.iter().any(|n| n.contains(&canonical(ip))))
+        self.allowed_clients.is_empty() || address_in(&self.allowed_clients, client_ip)
     }
 
     fn host_allowed(&self, host: Option<&str>) -> bool {
@@ -87,13 +86,21 @@ fn list(text: &str) -> impl Iterator<Item = &str> {
 /// CIDRs or single addresses (a bare address is a /32 or /128).
 fn networks(setting: &str, text: &str) -> Result<Vec<IpNet>, String> {
     list(text)
-        .map(|entry| {
-            entry
-                .parse::<IpNet>()
-                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("{setting}: '{entry}' is not an IP address or CIDR"))
-        })
+        .map(|entry| parse_network(entry).ok_or_else(|| format!("{setting}: '{entry}' is not an IP address or CIDR")))
         .collect()
+}
+
+/// Whether the resolved client address (`RequestContext::client_ip`) lies in one of `networks`;
+/// an unreadable address ("unknown") lies in none. Shared by `IP_ALLOWLIST` and the per-key
+/// `allowed_cidrs`, so both read addresses the same way.
+pub fn address_in(networks: &[IpNet], client_ip: &str) -> bool {
+    client_ip.parse::<IpAddr>().is_ok_and(|ip| networks.iter().any(|n| n.contains(&canonical(ip))))
+}
+
+/// One allow-list entry: a CIDR or a single address (a /32 or /128), host bits cleared.
+pub fn parse_network(entry: &str) -> Option<IpNet> {
+    let entry = entry.trim();
+    entry.parse::<IpNet>().or_else(|_| entry.parse::<IpAddr>().map(IpNet::from)).ok().map(|n| n.trunc())
 }
 
 /// An IPv4 client seen through a dual-stack socket (`::ffff:10.0.0.1`) matches IPv4 entries.

@@ -4,12 +4,17 @@
 //! environment. A load failure is logged naming the backend and the secret (never a value) and
 //! the backend contributes nothing. One `secrets_source=…` line is always logged.
 //!
-//! Credentials come from each vendor's standard environment credential chain; endpoint
-//! overrides (`AZURE_AUTHORITY_HOST`, `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL`)
-//! let tests use fake servers on loopback.
+//! Credentials come from each vendor's default credential chain (`aws_credentials`,
+//! `azure_credentials`: environment, files, workload/web identity, container and instance
+//! metadata); endpoint overrides (`AZURE_AUTHORITY_HOST`, `AWS_ENDPOINT_URL_SECRETS_MANAGER` /
+//! `AWS_ENDPOINT_URL`, and each chain's own) let tests use fake servers on loopback.
 
 mod aws;
+mod aws_credentials;
 mod azure;
+mod azure_credentials;
+#[cfg(test)]
+mod fake;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,9 +47,9 @@ pub fn load_settings() -> Result<(Settings, Report), ConfigError> {
     let _ = dotenvy::dotenv();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let (source, fetched) = if let Some(vault) = env("AZURE_KEY_VAULT_URL") {
-        ("azure_key_vault", Some(block_on(azure::fetch(vault))))
+        ("azure_key_vault", Some(block_on(azure::fetch(Env::process(), vault))))
     } else if let Some(secret) = env("AWS_SECRETS_MANAGER_SECRET_NAME") {
-        ("aws_secrets_manager", Some(block_on(aws::fetch(secret))))
+        ("aws_secrets_manager", Some(block_on(aws::fetch(Env::process(), secret))))
     } else {
         ("environment", None)
     };
@@ -69,6 +74,29 @@ fn block_on<F: std::future::Future<Output = Result<BTreeMap<String, String>, Str
         .build()
         .map_err(|e| format!("cannot start a runtime for the secret backend: {e}"))?;
     runtime.block_on(future)
+}
+
+/// The variables the backends and their credential chains read: the process environment, or a
+/// fixed map in unit tests (so tests never mutate the process environment). Blank = unset.
+pub struct Env(Option<std::collections::HashMap<String, String>>);
+
+impl Env {
+    pub fn process() -> Self {
+        Env(None)
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Env(Some(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()))
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        let value = match &self.0 {
+            None => std::env::var(name).ok(),
+            Some(map) => map.get(name).cloned(),
+        };
+        value.filter(|v| !v.trim().is_empty())
+    }
 }
 
 fn http_client() -> Result<reqwest::Client, String> {

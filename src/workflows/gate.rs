@@ -107,7 +107,7 @@ pub async fn request_approval(state: &AppState, tx: &mut Tx, who: &Principal, in
     // The plaintext token is for the notifier's browser link only. It rides in the job payload
     // sealed with the server's key; without a key no link can be offered, so none is stored.
     let sealed_token = state.cipher.as_ref().map(|cipher| cipher.encrypt(token.as_bytes()));
-    crate::jobs::enqueue(tx, &super::runs::SendApprovalNotification { approval_request_id: id, decide_token_sealed: sealed_token }).await?;
+    crate::jobs::enqueue(tx, &crate::approvals::notify::SendApprovalNotification { approval_request_id: id, decide_token_sealed: sealed_token }).await?;
     Ok(Requested { uuid, expires_at })
 }
 

@@ -1,6 +1,6 @@
-//! The workflow jobs: `execute_workflow_run` (workflows.md §5.2) and
-//! `send_approval_notification_task` (§6.1). Each is one async function over one job's payload;
-//! each is a typed `Job`, registered in `app::job_registry`.
+//! The workflow job `execute_workflow_run` (workflows.md §5.2), a typed `Job` registered in
+//! `app::job_registry`, and the run execution it shares with approved requests (§6.4). (The
+//! approval notification jobs live with the notifiers, `crate::approvals::notify`.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,6 @@ use crate::state::AppState;
 
 pub const WORKFLOWS_QUEUE: &str = "workflows";
 pub const EXECUTE_WORKFLOW_RUN: &str = "execute_workflow_run";
-pub const SEND_APPROVAL_NOTIFICATION: &str = "send_approval_notification_task";
 pub const WORKFLOW_EXECUTED: &str = "workflow_executed";
 
 /// `execute_workflow_run`: one queued run, executed in the sandbox. Runs are never retried
@@ -48,27 +47,6 @@ impl Job for ExecuteWorkflowRun {
             async move { execute_run(&state, payload.workflow_run_id, &job, None).await }
         });
         futures::future::join_all(runs).await
-    }
-}
-
-/// `send_approval_notification_task` (§6.1). `decide_token_sealed` is the plaintext decide
-/// token sealed with the server's key (for the notifier's browser link); the database keeps only
-/// its hash.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SendApprovalNotification {
-    pub approval_request_id: i64,
-    #[serde(default)]
-    pub decide_token_sealed: Option<String>,
-}
-
-impl Job for SendApprovalNotification {
-    const NAME: &'static str = SEND_APPROVAL_NOTIFICATION;
-    const QUEUE: &'static str = WORKFLOWS_QUEUE;
-    const MAX_ATTEMPTS: i32 = 3;
-    type Context = AppState;
-
-    async fn run(self, state: AppState, _job: JobCtx) -> Result<(), JobError> {
-        send_approval_notification(&state, self.approval_request_id).await
     }
 }
 
@@ -161,23 +139,6 @@ async fn execute_run(state: &AppState, run_id: i64, job: &JobCtx, approval: Opti
     tx.commit().await?;
     if let Some(kind) = outcome.as_ref().and_then(|o| o.error_kind) {
         tracing::info!(workflow = %workflow.uuid, run = %run.uuid, status, error_kind = ?kind, "workflow run failed");
-    }
-    Ok(())
-}
-
-/// `APPROVAL_NOTIFIER=none`: Calseta's "none" notifier logs that nothing was sent. (Slack and
-/// Teams are refused at start-up until they exist.)
-async fn send_approval_notification(state: &AppState, id: i64) -> Result<(), JobError> {
-    if let Some(notice) = store::approval_notice(&state.db, id).await? {
-        tracing::info!(
-            approval = %notice.uuid,
-            workflow = notice.workflow_name,
-            risk = notice.risk_level,
-            notifier = notice.notifier_type,
-            channel = notice.notifier_channel.as_deref().unwrap_or(""),
-            expires_at = %notice.expires_at,
-            "approval requested; no notifier configured, no notification sent"
-        );
     }
     Ok(())
 }

@@ -45,10 +45,6 @@ impl std::fmt::Debug for Entra {
     }
 }
 
-/// The approval notifiers that exist. Slack and Teams are the next issue; configuring them now
-/// is refused at start-up rather than silently sending nothing.
-pub const NOTIFIERS: &[&str] = &["none"];
-
 pub struct Runtime {
     sandbox: Option<Sandbox>,
     /// Name → value of every secret granted to workflows (`WORKFLOW_SECRETS`), read once.
@@ -60,12 +56,9 @@ impl Runtime {
     /// Starts the sandbox (when enabled) and resolves the grants. Errors name the setting to fix;
     /// in production an unavailable sandbox is one, unless workflows are disabled.
     pub async fn start(settings: &Settings) -> anyhow::Result<Runtime> {
-        let notifier = settings.approval_notifier.trim().to_ascii_lowercase();
-        if !NOTIFIERS.contains(&notifier.as_str()) {
-            anyhow::bail!(
-                "APPROVAL_NOTIFIER={notifier} is not supported by this build (only 'none'); approval requests are still created"
-            );
-        }
+        // The approval notifier checks its settings now: a misconfigured one would otherwise
+        // fail every notification job later, silently to whoever waits for the message.
+        crate::approvals::notify::from_settings(settings).map_err(|e| anyhow::anyhow!(e))?;
         let secrets = granted_secrets(settings)?;
         let sandbox = if settings.workflows_enabled {
             let sandbox = Sandbox::start(SandboxSettings {

@@ -278,24 +278,6 @@ pub async fn insert_approval(tx: &mut Tx, a: &NewApproval<'_>) -> sqlx::Result<(
     Ok((id, uuid))
 }
 
-/// What the notifier needs of an approval request.
-#[derive(Debug, Clone, FromRow)]
-pub struct ApprovalNotice {
-    pub uuid: Uuid,
-    pub workflow_name: String,
-    pub risk_level: String,
-    pub notifier_type: String,
-    pub notifier_channel: Option<String>,
-    pub expires_at: DateTime<Utc>,
-}
-
-pub async fn approval_notice(db: &Db, id: i64) -> sqlx::Result<Option<ApprovalNotice>> {
-    with_db!(db, p => sqlx::query_as::<_, ApprovalNotice>(
-        "SELECT a.uuid, w.name AS workflow_name, w.risk_level, a.notifier_type, a.notifier_channel, a.expires_at \
-         FROM workflow_approval_requests a JOIN workflows w ON w.id = a.workflow_id WHERE a.id = $1")
-        .bind(id).fetch_optional(p).await)
-}
-
 /// The indicator a run acts on, found by exact type and value.
 pub async fn indicator(db: &Db, indicator_type: &str, value: &str) -> sqlx::Result<Option<crate::indicators::store::IndicatorRow>> {
     with_db!(db, p => sqlx::query_as::<_, crate::indicators::store::IndicatorRow>(

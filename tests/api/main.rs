@@ -6,6 +6,7 @@ mod support;
 mod agents;
 mod alerts;
 mod approvals;
+mod approvals_notify;
 mod api_keys;
 mod audit;
 mod auth;
