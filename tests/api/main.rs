@@ -27,6 +27,7 @@ mod ops;
 mod indicator_mappings;
 mod indicators;
 mod rate_limits;
+mod seed;
 mod route_table;
 mod sources;
 mod startup;
