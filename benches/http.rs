@@ -13,7 +13,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use calseta::auth::{AuthOutcome, Authenticator, KeyType};
+use calseta::auth::{AuthOutcome, Authenticator};
 use calseta::db::Db;
 use common::{closed_loop, env_or, ms, open_loop, percentile, start_server};
 
@@ -21,10 +21,8 @@ async fn auth_micro() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&format!("sqlite://{}/bench.db", dir.path().display()), 4).await.unwrap();
     db.migrate().await.unwrap();
-    let (_, key) = calseta::auth::http::create_key(&db, "bench", &["admin".into()], KeyType::Agent, None, None, false)
-        .await
-        .unwrap()
-        .unwrap();
+    // The bootstrap key: an admin key created the way `serve` creates it on an empty database.
+    let key = calseta::auth::service::create_bootstrap_key(&db).await.unwrap().expect("empty database").plaintext;
     let auth = Authenticator::new(db.clone(), Duration::from_secs(3600), Duration::from_secs(3600));
     let header = format!("Bearer {key}");
 

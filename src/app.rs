@@ -99,7 +99,7 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
     );
     // Approval notifications retry vendor outages with exponential backoff (APPROVAL_NOTIFY_*).
     let notify_retry = crate::approvals::notify::retry_policy(settings);
-    Registry::new()
+    let registry = Registry::new()
         .register_with::<EnrichAlert>(enrich_retry)
         .register::<crate::workflows::runs::ExecuteWorkflowRun>()
         .register::<crate::agents::dispatch::MatchJob>()
@@ -110,7 +110,12 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
         .register_with::<crate::approvals::notify::UpdateApprovalNotification>(notify_retry)
         .register_with::<crate::approvals::notify::SendApprovalResult>(notify_retry)
         .register_periodic::<crate::approvals::ExpireApprovalRequests>(Duration::from_secs(settings.approval_sweep_interval_seconds.max(1)))
-        .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)))
+        .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)));
+    if settings.sandbox_mode {
+        registry.register_periodic::<crate::seed::SandboxReset>(settings.sandbox_reset_interval())
+    } else {
+        registry
+    }
 }
 
 /// How this process's workers run (QUEUE_* settings).

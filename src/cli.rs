@@ -1,5 +1,5 @@
 //! The `calseta` command line: `serve`, `migrate`, `api-key create|list|revoke`,
-//! `rotate-encryption-key`, `audit verify|export`.
+//! `rotate-encryption-key`, `audit verify|export`, `seed-sandbox`, `seed-demo-data`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,13 +38,28 @@ pub enum Command {
     /// Manage API keys directly in the database.
     #[command(name = "api-key", subcommand)]
     ApiKey(ApiKeyCommand),
+    /// Verify or export the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Seed the sandbox: demo rules, context documents, workflow, alerts and the two well-known
+    /// demo keys (needs SANDBOX_MODE=true; the demo alerts are enriched by the server's workers).
+    #[command(name = "seed-sandbox")]
+    SeedSandbox,
+    /// Seed demo detection rules, context documents and alerts (ingested like any other alert).
+    /// Safe to re-run: what exists is skipped.
+    #[command(name = "seed-demo-data")]
+    SeedDemoData {
+        /// Seed the rules and documents only.
+        #[arg(long)]
+        skip_alerts: bool,
+        /// Do not queue the alerts' enrichment: they stay `Pending` until `POST /v1/alerts/{uuid}/enrich`.
+        #[arg(long)]
+        skip_enrichment: bool,
+    },
     /// Re-seal every stored secret with a new encryption key (one transaction; safe to re-run).
     ///
     /// ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS name the keys that open the stored values. The
     /// procedure around it is in SECURITY.md, "Key rotation".
-    /// Verify or export the tamper-evident audit trail.
-    #[command(subcommand)]
-    Audit(AuditCommand),
     #[command(name = "rotate-encryption-key")]
     RotateEncryptionKey {
         /// The new key: 32 random bytes, base64 (`openssl rand -base64 32`). Visible in the
@@ -84,6 +99,9 @@ pub enum ApiKeyCommand {
         /// Comma-separated source names this key may ingest from (default: all).
         #[arg(long, value_delimiter = ',')]
         allowed_sources: Option<Vec<String>>,
+        /// Comma-separated CIDRs or addresses this key may be used from (default: any).
+        #[arg(long, value_delimiter = ',')]
+        allowed_cidrs: Option<Vec<String>>,
         /// Lifetime such as 90d, 12h, 30m or 3600s (default: no expiry).
         #[arg(long, value_parser = parse_lifetime)]
         expires_in: Option<ChronoDuration>,
@@ -153,7 +171,47 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::ApiKey(cmd) => api_key(settings, cmd).await,
         Command::RotateEncryptionKey { new_key, new_key_file } => rotate_encryption_key(settings, new_key, new_key_file).await,
         Command::Audit(cmd) => audit(settings, cmd).await,
+        Command::SeedSandbox => {
+            if !settings.sandbox_mode {
+                anyhow::bail!("seed-sandbox needs SANDBOX_MODE=true (the sandbox publishes well-known API keys)");
+            }
+            let options = crate::seed::SeedOptions { alerts: true, enrich: true, sandbox: true };
+            seed(settings, options).await
+        }
+        Command::SeedDemoData { skip_alerts, skip_enrichment } => {
+            if settings.is_production() {
+                anyhow::bail!("seed-demo-data writes demo alerts, rules and documents; refused with ENVIRONMENT=production");
+            }
+            let options = crate::seed::SeedOptions { alerts: !skip_alerts, enrich: !skip_enrichment, sandbox: false };
+            seed(settings, options).await
+        }
     }
+}
+
+/// `seed-sandbox` and `seed-demo-data`: one line per row written or skipped, then a summary.
+async fn seed(mut settings: Settings, options: crate::seed::SeedOptions) -> anyhow::Result<()> {
+    // The command runs no workflow: no sandbox interpreters to start.
+    settings.workflows_enabled = false;
+    let db = crate::app::open_database(&settings).await?;
+    println!("seeding demo data into the {} database", db.backend());
+    let state = crate::app::build_state(settings, db.clone()).await?;
+    let report = crate::seed::seed(&state, options, &|line| println!("  {line}")).await.map_err(cli_error);
+    db.close().await;
+    let report = report?;
+    println!(
+        "done: {} detection rules, {} context documents, {} alerts created ({} skipped as existing)",
+        report.rules_created,
+        report.documents_created,
+        report.alerts_ingested,
+        report.rules_skipped + report.documents_skipped + report.alerts_skipped
+    );
+    if options.sandbox {
+        println!("sandbox: {} workflow(s) and {} demo key(s) created", report.workflows_created, report.keys_created);
+    }
+    if report.enrichment_queued > 0 {
+        println!("{} alerts queued for enrichment: the workers of `calseta serve` enrich them.", report.enrichment_queued);
+    }
+    Ok(())
 }
 
 async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
@@ -195,6 +253,20 @@ async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> 
         crate::app::bootstrap_admin_key(&db).await?;
     }
     let state = crate::app::build_state(settings, db.clone()).await?;
+    if state.settings.sandbox_mode && roles.iter().any(|r| r == "api") {
+        // Like the other start-up seeding: a failure is logged and the server still starts.
+        match crate::seed::seed_sandbox(&state, &|line| tracing::debug!(target: "calseta::seed", "{line}")).await {
+            Ok(report) => tracing::info!(
+                rules = report.rules_created,
+                documents = report.documents_created,
+                alerts = report.alerts_ingested,
+                keys = report.keys_created,
+                "sandbox mode: demo data seeded (demo keys: cai_sandbox_demo_key_not_for_production, read-only; \
+                 cai_lab_demo_full_access_key_not_for_prod, full access)"
+            ),
+            Err(e) => tracing::error!(error = %e, "sandbox mode: seeding the demo data failed"),
+        }
+    }
     let shutdown = tokio_util::sync::CancellationToken::new();
     {
         let signal = crate::http::shutdown_signal()?;
@@ -259,9 +331,9 @@ async fn api_key(settings: Settings, cmd: ApiKeyCommand) -> anyhow::Result<()> {
     let db = crate::app::open_database(&settings).await?;
     let keys = Keys::new(&db, None);
     match cmd {
-        ApiKeyCommand::Create { name, scopes, key_type, allowed_sources, expires_in } => {
+        ApiKeyCommand::Create { name, scopes, key_type, allowed_sources, allowed_cidrs, expires_in } => {
             let scopes: Vec<String> = scopes.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-            let input = ApiKeyCreate { name, scopes, key_type: Some(key_type), expires_at: expires_in.map(|d| Utc::now() + d), allowed_sources };
+            let input = ApiKeyCreate { name, scopes, key_type: Some(key_type), expires_at: expires_in.map(|d| Utc::now() + d), allowed_sources, allowed_cidrs };
             let created = keys.create(&Principal::Cli, input).await.map_err(cli_error)?;
             println!("Created API key '{}' ({}), uuid {}", created.key.name, created.key.key_prefix, created.key.uuid);
             println!("scopes: {}", created.key.scopes.join(","));

@@ -30,6 +30,7 @@ pub mod rules;
 pub mod service;
 pub mod sandbox;
 pub mod secrets;
+pub mod seed;
 pub mod sources;
 pub mod state;
 pub mod telemetry;

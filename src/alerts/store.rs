@@ -219,6 +219,13 @@ const ALERT_COLUMNS: &str = "id, uuid, title, description, severity, status, enr
     triaged_at, closed_at, tags, detection_rule_id, raw_payload, malice_override, malice_override_source, malice_override_at, \
     agent_findings, created_at, updated_at";
 
+/// Whether an alert of `source_name` with exactly this title exists (demo data is not ingested
+/// twice: a second copy would only count as a duplicate of the first).
+pub async fn exists_with_title(db: &Db, source_name: &str, title: &str) -> sqlx::Result<bool> {
+    with_db!(db, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM (SELECT 1 FROM alerts WHERE source_name = $1 AND title = $2 LIMIT 1) AS found")
+        .bind(source_name).bind(title).fetch_one(p).await).map(|n| n > 0)
+}
+
 pub async fn find_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<AlertRow>> {
     let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE uuid = $1");
     with_db!(db, p => sqlx::query_as::<_, AlertRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(p).await)

@@ -12,6 +12,8 @@ pub enum AuthFailureReason {
     KeyExpired,
     InsufficientScope,
     RateLimited,
+    /// A valid key used from an address outside its `allowed_cidrs`.
+    IpNotAllowed,
 }
 
 impl AuthFailureReason {
@@ -23,6 +25,7 @@ impl AuthFailureReason {
             Self::KeyExpired => "key_expired",
             Self::InsufficientScope => "insufficient_scope",
             Self::RateLimited => "rate_limited",
+            Self::IpNotAllowed => "ip_not_allowed",
         }
     }
 }

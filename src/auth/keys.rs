@@ -20,11 +20,13 @@ pub struct ApiKeyRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub allowed_sources: Option<Json<Vec<String>>>,
+    /// Normalized CIDRs the key may be used from; `None` = any address.
+    pub allowed_cidrs: Option<Json<Vec<String>>>,
     pub created_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, uuid, name, key_prefix, key_hash, scopes, key_type, is_active, expires_at, \
-                       last_used_at, allowed_sources, created_at";
+                       last_used_at, allowed_sources, allowed_cidrs, created_at";
 
 pub struct NewApiKey<'a> {
     pub name: &'a str,
@@ -35,14 +37,15 @@ pub struct NewApiKey<'a> {
     pub key_type: &'a str,
     pub expires_at: Option<DateTime<Utc>>,
     pub allowed_sources: Option<&'a [String]>,
+    pub allowed_cidrs: Option<&'a [String]>,
 }
 
 fn insert_sql(only_if_table_empty: bool) -> String {
     let guard = if only_if_table_empty { " WHERE NOT EXISTS (SELECT 1 FROM api_keys)" } else { "" };
     format!(
         "INSERT INTO api_keys (uuid, name, key_prefix, lookup_hash, key_hash, scopes, key_type, \
-         is_active, expires_at, allowed_sources, is_system, created_at, updated_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, FALSE, $10, $10{guard} RETURNING {COLUMNS}"
+         is_active, expires_at, allowed_sources, allowed_cidrs, is_system, created_at, updated_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, $11, FALSE, $10, $10{guard} RETURNING {COLUMNS}"
     )
 }
 
@@ -50,6 +53,32 @@ fn insert_sql(only_if_table_empty: bool) -> String {
 /// active or not, already exists: the bootstrap key is printed once in a database's life.
 pub async fn insert(tx: &mut Tx, key: &NewApiKey<'_>, only_if_table_empty: bool) -> sqlx::Result<Option<ApiKeyRow>> {
     let sql = insert_sql(only_if_table_empty);
+    let allowed = key.allowed_sources.map(|s| Json(s.to_vec()));
+    with_tx!(tx, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
+        .bind(Uuid::new_v4())
+        .bind(key.name)
+        .bind(key.key_prefix)
+        .bind(key.lookup_hash)
+        .bind(key.key_hash)
+        .bind(Json(key.scopes.to_vec()))
+        .bind(key.key_type)
+        .bind(key.expires_at)
+        .bind(allowed)
+        .bind(now())
+        .bind(key.allowed_cidrs.map(|c| Json(c.to_vec())))
+        .fetch_optional(p)
+        .await)
+}
+
+/// Inserts a system key (the sandbox's well-known demo keys) unless a key with the same lookup
+/// hash exists, revoked or not; returns the row when it was inserted.
+pub async fn insert_system_if_absent(tx: &mut Tx, key: &NewApiKey<'_>) -> sqlx::Result<Option<ApiKeyRow>> {
+    let sql = format!(
+        "INSERT INTO api_keys (uuid, name, key_prefix, lookup_hash, key_hash, scopes, key_type, \
+         is_active, expires_at, allowed_sources, is_system, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, TRUE, $10, $10) \
+         ON CONFLICT (lookup_hash) DO NOTHING RETURNING {COLUMNS}"
+    );
     let allowed = key.allowed_sources.map(|s| Json(s.to_vec()));
     with_tx!(tx, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
@@ -99,6 +128,8 @@ pub struct KeyPatch<'a> {
     pub is_active: Option<bool>,
     /// `Some(None)` clears the restriction; `None` leaves it.
     pub allowed_sources: Option<Option<&'a [String]>>,
+    /// `Some(None)` clears the restriction; `None` leaves it.
+    pub allowed_cidrs: Option<Option<&'a [String]>>,
 }
 
 pub async fn update(tx: &mut Tx, uuid: Uuid, patch: &KeyPatch<'_>) -> sqlx::Result<Option<ApiKeyRow>> {
@@ -108,6 +139,7 @@ pub async fn update(tx: &mut Tx, uuid: Uuid, patch: &KeyPatch<'_>) -> sqlx::Resu
            is_active = COALESCE($4, is_active), \
            revoked_at = CASE WHEN $4 = FALSE AND is_active = TRUE THEN $7 WHEN $4 = TRUE THEN NULL ELSE revoked_at END, \
            allowed_sources = CASE WHEN $5 THEN $6 ELSE allowed_sources END, \
+           allowed_cidrs = CASE WHEN $8 THEN $9 ELSE allowed_cidrs END, \
            updated_at = $7 \
          WHERE uuid = $1 RETURNING {COLUMNS}"
     );
@@ -121,13 +153,15 @@ pub async fn update(tx: &mut Tx, uuid: Uuid, patch: &KeyPatch<'_>) -> sqlx::Resu
         .bind(patch.allowed_sources.is_some())
         .bind(allowed)
         .bind(now())
+        .bind(patch.allowed_cidrs.is_some())
+        .bind(patch.allowed_cidrs.flatten().map(|c| Json(c.to_vec())))
         .fetch_optional(p)
         .await)
 }
 
 /// Soft delete: the row stays for audit, the key stops working.
 pub async fn deactivate(tx: &mut Tx, uuid: Uuid) -> sqlx::Result<Option<ApiKeyRow>> {
-    update(tx, uuid, &KeyPatch { scopes: None, is_active: Some(false), allowed_sources: None }).await
+    update(tx, uuid, &KeyPatch { scopes: None, is_active: Some(false), allowed_sources: None, allowed_cidrs: None }).await
 }
 
 pub async fn touch_last_used(db: &Db, id: i64, at: DateTime<Utc>) -> sqlx::Result<()> {

@@ -87,6 +87,8 @@ pub struct KeyIdentity {
     pub key_type: KeyType,
     /// `None` (or empty) = may ingest from every source.
     pub allowed_sources: Option<Vec<String>>,
+    /// `None` = usable from any address (that the global `IP_ALLOWLIST` admits).
+    pub allowed_cidrs: Option<Vec<ipnet::IpNet>>,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -100,12 +102,28 @@ impl KeyIdentity {
             scopes: row.scopes.0.clone(),
             key_type: KeyType::parse(&row.key_type).unwrap_or(KeyType::Human),
             allowed_sources: row.allowed_sources.as_ref().map(|s| s.0.clone()),
+            // Entries were validated on write; one that no longer parses matches nothing, so a
+            // damaged list fails closed instead of lifting the restriction.
+            allowed_cidrs: row
+                .allowed_cidrs
+                .as_ref()
+                .filter(|list| !list.0.is_empty())
+                .map(|list| list.0.iter().filter_map(|c| crate::http::network::parse_network(c)).collect()),
             expires_at: row.expires_at,
         }
     }
 
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == "admin" || s == scope)
+    }
+
+    /// Whether the key may be used by a client at `client_ip` (resolved through
+    /// `TRUSTED_PROXY_COUNT`); an unreadable address is refused when the key is restricted.
+    pub fn may_connect_from(&self, client_ip: &str) -> bool {
+        match &self.allowed_cidrs {
+            Some(networks) => crate::http::network::address_in(networks, client_ip),
+            None => true,
+        }
     }
 
     pub fn may_ingest_from(&self, source: &str) -> bool {
@@ -127,16 +145,21 @@ pub struct GeneratedKey {
 pub fn generate_key() -> GeneratedKey {
     let secret: [u8; 32] = rand::random();
     let plaintext = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
-    let argon2_hash = argon2::Argon2::default()
-        .hash_password(plaintext.as_bytes())
-        .expect("argon2 hashing with default params cannot fail")
-        .to_string();
+    let argon2_hash = hash_key(&plaintext);
     GeneratedKey {
         display_prefix: plaintext[..DISPLAY_PREFIX_LEN].to_owned(),
         lookup_hash: lookup_hash(&plaintext),
         plaintext,
         argon2_hash,
     }
+}
+
+/// The stored argon2id hash of a key.
+pub fn hash_key(plaintext: &str) -> String {
+    argon2::Argon2::default()
+        .hash_password(plaintext.as_bytes())
+        .expect("argon2 hashing with default params cannot fail")
+        .to_string()
 }
 
 /// The indexed lookup id of a key: hex SHA-256 of the whole token.
@@ -333,6 +356,11 @@ impl Authenticator {
     /// very next request on this replica.
     pub fn invalidate(&self, key_uuid: Uuid) {
         self.cache.write().expect("auth cache poisoned").retain(|_, entry| entry.principal.key_uuid != key_uuid);
+    }
+
+    /// Forgets every cached key (after a sandbox reset deleted keys wholesale).
+    pub fn clear(&self) {
+        self.cache.write().expect("auth cache poisoned").clear();
     }
 }
 

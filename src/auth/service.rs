@@ -39,6 +39,9 @@ pub struct ApiKeyResponse {
     pub last_used_at: Option<DateTime<Utc>>,
     /// `null` when unrestricted (an empty list is reported as `null` too).
     pub allowed_sources: Option<Vec<String>>,
+    /// CIDRs the key may be used from (normalized: `10.1.2.3` → `10.1.2.3/32`); `null` when
+    /// unrestricted.
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 impl From<ApiKeyRow> for ApiKeyResponse {
@@ -54,6 +57,7 @@ impl From<ApiKeyRow> for ApiKeyResponse {
             expires_at: row.expires_at,
             last_used_at: row.last_used_at,
             allowed_sources: row.allowed_sources.map(|s| s.0).filter(|s| !s.is_empty()),
+            allowed_cidrs: row.allowed_cidrs.map(|c| c.0).filter(|c| !c.is_empty()),
         }
     }
 }
@@ -78,6 +82,10 @@ pub struct ApiKeyCreate {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub allowed_sources: Option<Vec<String>>,
+    /// Client addresses (CIDRs or single addresses) the key may be used from; omitted, `null`
+    /// or empty: any address.
+    #[serde(default)]
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -91,6 +99,10 @@ pub struct ApiKeyUpdate {
     #[serde(default, deserialize_with = "crate::http::extract::double_option")]
     #[schema(value_type = Option<Vec<String>>)]
     pub allowed_sources: Option<Option<Vec<String>>>,
+    /// Omitted: unchanged. `null` (or an empty list): restriction removed. A list: replaces it.
+    #[serde(default, deserialize_with = "crate::http::extract::double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_cidrs: Option<Option<Vec<String>>>,
 }
 
 fn validate_scopes(scopes: &[String]) -> std::result::Result<(), FieldError> {
@@ -120,6 +132,31 @@ fn validate_sources(sources: Option<&[String]>) -> std::result::Result<(), Field
         return Err(FieldError::body("allowed_sources", "value_error", "source names must be 1 to 100 characters, at most 100 of them"));
     }
     Ok(())
+}
+
+/// At most this many entries in a key's `allowed_cidrs`.
+const MAX_CIDRS: usize = 100;
+
+/// Validates and normalizes `allowed_cidrs`: every entry a CIDR or an address, stored as its
+/// network (`10.1.2.3/8` → `10.0.0.0/8`, `192.0.2.7` → `192.0.2.7/32`). An empty list means no
+/// restriction, like `null`.
+fn normalize_cidrs(cidrs: Option<&[String]>) -> std::result::Result<Option<Vec<String>>, FieldError> {
+    let Some(list) = cidrs.filter(|l| !l.is_empty()) else { return Ok(None) };
+    if list.len() > MAX_CIDRS {
+        return Err(FieldError::body("allowed_cidrs", "too_long", format!("List should have at most {MAX_CIDRS} items")));
+    }
+    let mut networks = Vec::with_capacity(list.len());
+    for entry in list {
+        let Some(network) = (entry.len() <= 64).then(|| crate::http::network::parse_network(entry)).flatten() else {
+            let shown: String = entry.chars().take(64).collect();
+            return Err(FieldError::body("allowed_cidrs", "value_error", format!("'{shown}' is not an IP address or CIDR")));
+        };
+        let text = network.to_string();
+        if !networks.contains(&text) {
+            networks.push(text);
+        }
+    }
+    Ok(Some(networks))
 }
 
 /// Where key operations act: the database and, in the server, this replica's cache of verified
@@ -169,6 +206,14 @@ impl<'a> Keys<'a> {
             errors.push(FieldError::body("expires_at", "value_error", "expires_at must be in the future"));
         }
         errors.check(validate_sources(input.allowed_sources.as_deref()));
+        let cidrs = normalize_cidrs(input.allowed_cidrs.as_deref());
+        let cidrs = match cidrs {
+            Ok(cidrs) => cidrs,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
         errors.finish()?;
         let new = NewKey {
             name: input.name.trim(),
@@ -176,6 +221,7 @@ impl<'a> Keys<'a> {
             key_type: key_type.expect("validated above"),
             expires_at: input.expires_at,
             allowed_sources: input.allowed_sources.as_deref(),
+            allowed_cidrs: cidrs.as_deref(),
         };
         let (row, plaintext) = insert(self.db, who, &new, false).await?.expect("an unconditional insert returns the row");
         Ok(ApiKeyCreated { key: row.into(), plaintext })
@@ -187,11 +233,20 @@ impl<'a> Keys<'a> {
         errors
             .check(input.scopes.as_deref().map_or(Ok(()), validate_scopes))
             .check(validate_sources(input.allowed_sources.as_ref().and_then(|s| s.as_deref())));
+        // `Some(None)`: clear; `Some(Some(list))`: replace with the normalized list.
+        let cidrs = match input.allowed_cidrs.as_ref().map(|c| normalize_cidrs(c.as_deref())).transpose() {
+            Ok(cidrs) => cidrs,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
         errors.finish()?;
         let patch = KeyPatch {
             scopes: input.scopes.as_deref(),
             is_active: input.is_active,
             allowed_sources: input.allowed_sources.as_ref().map(|s| s.as_deref()),
+            allowed_cidrs: cidrs.as_ref().map(|c| c.as_deref()),
         };
         let mut tx = self.db.begin().await?;
         let row = keys::update(&mut tx, uuid, &patch).await?.ok_or_else(|| Error::not_found(NOT_FOUND))?;
@@ -205,6 +260,9 @@ impl<'a> Keys<'a> {
         }
         if let Some(sources) = &input.allowed_sources {
             changed.insert("allowed_sources".into(), json!(sources));
+        }
+        if let Some(cidrs) = &cidrs {
+            changed.insert("allowed_cidrs".into(), json!(cidrs));
         }
         audit::record(&mut tx, who, Record::success(PatchApiKey::NAME, "api_key", row.uuid).with_details(changed.into())).await?;
         tx.commit().await?;
@@ -238,6 +296,7 @@ struct NewKey<'a> {
     key_type: KeyType,
     expires_at: Option<DateTime<Utc>>,
     allowed_sources: Option<&'a [String]>,
+    allowed_cidrs: Option<&'a [String]>,
 }
 
 /// Generates a key and inserts it with its audit record; with `only_if_table_empty`, inserts
@@ -255,6 +314,7 @@ async fn insert(db: &Db, who: &Principal, key: &NewKey<'_>, only_if_table_empty:
         key_type: key.key_type.as_str(),
         expires_at: key.expires_at,
         allowed_sources: key.allowed_sources,
+        allowed_cidrs: key.allowed_cidrs,
     };
     let Some(row) = keys::insert(&mut tx, &new, only_if_table_empty).await? else { return Ok(None) };
     // The target is the key's UUID; its display prefix would be redacted as key-like anyway.
@@ -264,6 +324,7 @@ async fn insert(db: &Db, who: &Principal, key: &NewKey<'_>, only_if_table_empty:
         "key_type": row.key_type,
         "expires_at": row.expires_at,
         "allowed_sources": row.allowed_sources.as_ref().map(|s| &s.0),
+        "allowed_cidrs": row.allowed_cidrs.as_ref().map(|c| &c.0),
     });
     audit::record(&mut tx, who, Record::success(CreateApiKey::NAME, "api_key", row.uuid).with_details(details)).await?;
     tx.commit().await?;
@@ -274,9 +335,55 @@ async fn insert(db: &Db, who: &Principal, key: &NewKey<'_>, only_if_table_empty:
 /// exists: it is printed once in a database's life).
 pub async fn create_bootstrap_key(db: &Db) -> Result<Option<ApiKeyCreated>> {
     let scopes = vec!["admin".to_owned()];
-    let key = NewKey { name: "bootstrap-admin", scopes: &scopes, key_type: KeyType::Human, expires_at: None, allowed_sources: None };
+    let key = NewKey { name: "bootstrap-admin", scopes: &scopes, key_type: KeyType::Human, expires_at: None, allowed_sources: None, allowed_cidrs: None };
     let created = insert(db, &Principal::System, &key, true).await?;
     Ok(created.map(|(row, plaintext)| ApiKeyCreated { key: row.into(), plaintext }))
+}
+
+/// Records a valid key refused because the request came from outside its `allowed_cidrs`: a
+/// denied `api_keys.authenticate` row in the audit trail (the structured auth-failure event is
+/// logged by the caller). Only requests the per-address rate limit let through get here.
+pub async fn record_refused_address(db: &Db, key: std::sync::Arc<super::KeyIdentity>, request: crate::http::context::RequestContext) -> Result<()> {
+    let target = key.key_uuid;
+    let details = json!({ "reason": "ip_not_allowed", "client_ip": request.client_ip });
+    let who = Principal::rest(key, request);
+    let record = Record { outcome: audit::Outcome::Denied, ..Record::success(AUTHENTICATE, "api_key", target) }.with_details(details);
+    let mut tx = db.begin().await?;
+    audit::record(&mut tx, &who, record).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The audit action of a refused use of a key.
+pub const AUTHENTICATE: &str = "api_keys.authenticate";
+
+/// Creates a well-known system key (`is_system`, human) from its published plaintext, once: a key
+/// that already exists, even revoked, is left as it is. Returns whether it was created.
+pub async fn ensure_system_key(db: &Db, name: &str, plaintext: &str, scopes: &[String]) -> Result<bool> {
+    let lookup = super::lookup_hash(plaintext);
+    if keys::find_by_lookup_hash(db, &lookup).await?.is_some() {
+        return Ok(false);
+    }
+    let presented = plaintext.to_owned();
+    // argon2 takes tens of milliseconds of CPU: off the async workers.
+    let key_hash = tokio::task::spawn_blocking(move || super::hash_key(&presented)).await.map_err(|e| Error::Internal(e.into()))?;
+    let mut tx = db.begin().await?;
+    let new = NewApiKey {
+        name,
+        key_prefix: &plaintext[..super::DISPLAY_PREFIX_LEN.min(plaintext.len())],
+        lookup_hash: &lookup,
+        key_hash: &key_hash,
+        scopes,
+        key_type: KeyType::Human.as_str(),
+        expires_at: None,
+        allowed_sources: None,
+        allowed_cidrs: None,
+    };
+    let Some(row) = keys::insert_system_if_absent(&mut tx, &new).await? else { return Ok(false) };
+    let details = json!({ "name": row.name, "scopes": row.scopes.0, "key_type": row.key_type, "is_system": true });
+    audit::record(&mut tx, &Principal::System, Record::success(CreateApiKey::NAME, "api_key", row.uuid).with_details(details)).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// The CLI's lookup for `revoke <uuid|prefix>`: the key with that UUID, or the one active key
@@ -308,5 +415,11 @@ mod tests {
         assert!(validate_name(&"x".repeat(256)).is_err());
         assert!(validate_sources(Some(&["".into()])).is_err());
         assert!(validate_sources(None).is_ok());
+        let cidrs = |list: &[&str]| normalize_cidrs(Some(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+        assert_eq!(cidrs(&["10.1.2.3/8", "192.0.2.7", "2001:db8::1/32", "192.0.2.7/32"]).unwrap().unwrap(), ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+        assert_eq!(cidrs(&[]).unwrap(), None);
+        for bad in ["10.0.0.0/33", "example.com", "", "10.0.0.0/8,10.1.0.0/16"] {
+            assert_eq!(cidrs(&[bad]).unwrap_err().kind, "value_error", "{bad}");
+        }
     }
 }

@@ -24,6 +24,9 @@ impl Settings {
         if self.max_request_body_size_mb == 0 || self.max_ingest_payload_size_mb == 0 {
             return Err(ConfigError::Invalid("body size limits must be at least 1 MB".into()));
         }
+        if !(self.sandbox_reset_interval_hours.is_finite() && self.sandbox_reset_interval_hours > 0.0) {
+            return Err(ConfigError::Invalid("SANDBOX_RESET_INTERVAL_HOURS must be a positive number of hours".into()));
+        }
         if self.is_production() {
             self.validate_production()?;
         }

@@ -149,8 +149,12 @@ pub struct Settings {
     pub asset_mgmt_base_url: Option<String>,
 
     // Demo data.
+    /// Seed the demo data and keys at start-up and reset them periodically (implies
+    /// `enrichment_mock_mode`; refused in production).
     #[serde(deserialize_with = "lenient_bool")]
     pub sandbox_mode: bool,
+    /// Hours between sandbox resets; fractions allowed (Calseta declares it and resets daily).
+    pub sandbox_reset_interval_hours: f64,
 
     // Workflows (issue 9): the sandbox, ctx grants, integrations, the generator, approvals.
     /// Run workflows at all. When false no sandbox is started and production may start on a
@@ -306,6 +310,7 @@ impl Default for Settings {
             asset_mgmt_api_key: None,
             asset_mgmt_base_url: None,
             sandbox_mode: false,
+            sandbox_reset_interval_hours: 24.0,
             workflows_enabled: true,
             workflow_python: None,
             workflow_max_memory_mb: 256,
@@ -536,7 +541,14 @@ impl Settings {
             }
         }
         settings.validate()?;
+        // The demo alerts must never reach a real vendor: the sandbox enriches with canned data.
+        settings.enrichment_mock_mode |= settings.sandbox_mode;
         Ok(settings)
+    }
+
+    /// The period of the sandbox reset job (at least one second).
+    pub fn sandbox_reset_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64((self.sandbox_reset_interval_hours * 3600.0).max(1.0))
     }
 
     pub fn is_production(&self) -> bool {

@@ -76,6 +76,19 @@ pub async fn insert(tx: &mut Tx, doc: &NewDocument<'_>) -> sqlx::Result<ContextD
         .await)
 }
 
+/// Whether a document with this exact title exists (demo data skips those).
+pub async fn exists_with_title(db: &Db, title: &str) -> sqlx::Result<bool> {
+    with_db!(db, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM context_documents WHERE title = $1")
+        .bind(title).fetch_one(p).await).map(|n| n > 0)
+}
+
+/// Marks a document as system data (the sandbox's documents survive its reset).
+pub async fn mark_system(db: &Db, uuid: Uuid) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    with_tx!(&mut tx, c => sqlx::query("UPDATE context_documents SET is_system = TRUE WHERE uuid = $1").bind(uuid).execute(c).await.map(|_| ()))?;
+    tx.commit().await
+}
+
 pub async fn find_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<ContextDocumentRow>> {
     let sql = format!("SELECT {COLUMNS} FROM context_documents WHERE uuid = $1");
     with_db!(db, p => sqlx::query_as::<_, ContextDocumentRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(p).await)

@@ -184,6 +184,15 @@ pub async fn authenticate_and_limit(State(state): State<AppState>, mut request: 
         Err(e) => return e.into_response(),
     };
     let context = request.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+    // A valid key used from outside its `allowed_cidrs` is refused (403) after the per-address
+    // limit of unauthenticated callers is charged, so refusals cannot flood the audit trail.
+    let (outcome, refused_key) = match outcome {
+        AuthOutcome::Authenticated(key) if !key.may_connect_from(&context.client_ip) => {
+            let key_prefix = Some(key.key_prefix.clone());
+            (AuthOutcome::Failed { reason: AuthFailureReason::IpNotAllowed, key_prefix }, Some(key))
+        }
+        outcome => (outcome, None),
+    };
     let (family, bucket, key_prefix) = match &outcome {
         AuthOutcome::Authenticated(p) => {
             (family_for(request.method(), &path), format!("key:{}", p.key_uuid), Some(p.key_prefix.clone()))
@@ -194,6 +203,17 @@ pub async fn authenticate_and_limit(State(state): State<AppState>, mut request: 
     };
     let decision = state.limiter.check(family, &bucket).await;
     match decision.outcome {
+        Outcome::Allowed if refused_key.is_some() => {
+            audit::auth_failure(AuthFailureReason::IpNotAllowed, &context, key_prefix.as_deref(), None);
+            let key = refused_key.expect("matched above");
+            if let Err(e) = crate::auth::service::record_refused_address(&state.db, key, context).await {
+                return e.into_response();
+            }
+            let mut response =
+                Error::client(StatusCode::FORBIDDEN, "IP_NOT_ALLOWED", "This API key may not be used from this address.").into_response();
+            rate_limit_headers(response.headers_mut(), &decision);
+            response
+        }
         Outcome::Allowed => {
             request.extensions_mut().insert(outcome);
             let mut response = next.run(request).await;

@@ -46,8 +46,7 @@ impl NetworkPolicy {
     }
 
     fn client_allowed(&self, client_ip: &str) -> bool {
-        self.allowed_clients.is_empty()
-            || client_ip.parse::<IpAddr>().is_ok_and(|ip| self.allowed_clients.iter().any(|n| n.contains(&canonical(ip))))
+        self.allowed_clients.is_empty() || address_in(&self.allowed_clients, client_ip)
     }
 
     fn host_allowed(&self, host: Option<&str>) -> bool {
@@ -66,7 +65,7 @@ impl NetworkPolicy {
     /// Whether the request reached the proxy over https: only a trusted peer's header counts
     /// (the last value: the one the nearest proxy wrote); this listener itself speaks plain http.
     fn is_https(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> bool {
-        let trusted = peer.is_some_and(|ip| self.trusted_proxies.iter().any(|n| n.contains(&canonical(ip))));
+        let trusted = peer.is_some_and(|ip| address_in(&self.trusted_proxies, &ip.to_string()));
         trusted
             && headers
                 .get_all("x-forwarded-proto")
@@ -74,8 +73,7 @@ impl NetworkPolicy {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .next_back()
+                .rfind(|v| !v.is_empty())
                 .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
     }
 }
@@ -87,13 +85,21 @@ fn list(text: &str) -> impl Iterator<Item = &str> {
 /// CIDRs or single addresses (a bare address is a /32 or /128).
 fn networks(setting: &str, text: &str) -> Result<Vec<IpNet>, String> {
     list(text)
-        .map(|entry| {
-            entry
-                .parse::<IpNet>()
-                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("{setting}: '{entry}' is not an IP address or CIDR"))
-        })
+        .map(|entry| parse_network(entry).ok_or_else(|| format!("{setting}: '{entry}' is not an IP address or CIDR")))
         .collect()
+}
+
+/// Whether the resolved client address (`RequestContext::client_ip`) lies in one of `networks`;
+/// an unreadable address ("unknown") lies in none. Shared by `IP_ALLOWLIST` and the per-key
+/// `allowed_cidrs`, so both read addresses the same way.
+pub fn address_in(networks: &[IpNet], client_ip: &str) -> bool {
+    client_ip.parse::<IpAddr>().is_ok_and(|ip| networks.iter().any(|n| n.contains(&canonical(ip))))
+}
+
+/// One allow-list entry: a CIDR or a single address (a /32 or /128), host bits cleared.
+pub fn parse_network(entry: &str) -> Option<IpNet> {
+    let entry = entry.trim();
+    entry.parse::<IpNet>().or_else(|_| entry.parse::<IpAddr>().map(IpNet::from)).ok().map(|n| n.trunc())
 }
 
 /// An IPv4 client seen through a dual-stack socket (`::ffff:10.0.0.1`) matches IPv4 entries.

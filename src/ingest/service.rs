@@ -31,7 +31,8 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IngestResponse {
     pub alert_uuid: Uuid,
-    /// `queued` (a new alert) or `deduplicated` (absorbed by an existing one).
+    /// `queued` (a new alert), `deduplicated` (absorbed by an existing one), or `stored` (a new
+    /// alert ingested without enrichment: demo data seeded with `--skip-enrichment`).
     pub status: &'static str,
     pub is_duplicate: bool,
     pub duplicate_count: Option<i32>,
@@ -47,6 +48,8 @@ pub enum Provenance {
     Webhook { signature_verified: bool },
     /// `POST /v1/alerts`: no signature, only the API key.
     Api,
+    /// Demo data written by `calseta seed-demo-data`, `seed-sandbox` or sandbox mode.
+    Seed,
 }
 
 impl Provenance {
@@ -54,7 +57,22 @@ impl Provenance {
         match self {
             Provenance::Webhook { signature_verified } => ("webhook", signature_verified),
             Provenance::Api => ("api", false),
+            Provenance::Seed => ("seed", false),
         }
+    }
+}
+
+/// What ingest does besides persisting the alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestOptions {
+    /// Enqueue `enrich_alert` for a new alert (always, except demo data seeded with
+    /// `--skip-enrichment`: such an alert stays `Pending` until `POST /v1/alerts/{uuid}/enrich`).
+    pub enqueue_enrichment: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions { enqueue_enrichment: true }
     }
 }
 
@@ -64,6 +82,18 @@ pub async fn ingest(
     raw: Map<String, Value>,
     actor: &Actor,
     provenance: Provenance,
+) -> Result<IngestResponse, Error> {
+    ingest_with(state, source, raw, actor, provenance, IngestOptions::default()).await
+}
+
+/// [`ingest`] with explicit options.
+pub async fn ingest_with(
+    state: &AppState,
+    source: &'static dyn AlertSource,
+    raw: Map<String, Value>,
+    actor: &Actor,
+    provenance: Provenance,
+    options: IngestOptions,
 ) -> Result<IngestResponse, Error> {
     let normalized = source.normalize(&raw).map_err(|e| {
         Error::client(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "INVALID_PAYLOAD", e.to_string())
@@ -75,10 +105,19 @@ pub async fn ingest(
     let candidates = extract_all(source, &raw, Some(&normalized), &mappings, false);
     let fingerprint = super::fingerprint::compute(&normalized.title, source.name(), &candidates);
     let detection_rule_ref = source.detection_rule_ref(&raw);
-    let prepared = PreparedAlert { source_name: source.name(), raw, normalized, fingerprint, detection_rule_ref, actor: actor.clone(), provenance };
+    let prepared = PreparedAlert {
+        source_name: source.name(),
+        raw,
+        normalized,
+        fingerprint,
+        detection_rule_ref,
+        actor: actor.clone(),
+        provenance,
+        enqueue_enrichment: options.enqueue_enrichment,
+    };
     let response = services.persist(prepared).await?;
     crate::observability::ingest(source.name(), if response.is_duplicate { "deduplicated" } else { "accepted" });
-    if !response.is_duplicate {
+    if !response.is_duplicate && options.enqueue_enrichment {
         state.wakeup.job_enqueued();
     }
     Ok(response)
@@ -104,6 +143,7 @@ struct PreparedAlert {
     detection_rule_ref: Option<String>,
     actor: Actor,
     provenance: Provenance,
+    enqueue_enrichment: bool,
 }
 
 struct WriteRequest {
@@ -309,7 +349,8 @@ async fn persist_batch(state: &AppState, alerts: &[&PreparedAlert]) -> Result<Ve
         })
         .collect();
     let new_ids = alerts::insert_many(&mut tx, &rows).await?;
-    let jobs: Vec<EnrichAlert> = new_ids.iter().map(|id| EnrichAlert { alert_id: *id }).collect();
+    let jobs: Vec<EnrichAlert> =
+        new.iter().zip(&new_ids).filter(|(alert, _)| alert.enqueue_enrichment).map(|(_, id)| EnrichAlert { alert_id: *id }).collect();
     jobs::enqueue_many(&mut tx, &jobs).await?;
 
     let mut events = Vec::with_capacity(alerts.len());
@@ -321,7 +362,8 @@ async fn persist_batch(state: &AppState, alerts: &[&PreparedAlert]) -> Result<Ve
                 let references = json!({"source_name": alert.source_name, "severity": alert.normalized.severity.as_str(),
                     "title": alert.normalized.title, "submitted_via": submitted_via, "signature_verified": signature_verified});
                 events.push(NewEvent::for_alert(types::ALERT_INGESTED, &alert.actor, new_ids[index], references));
-                responses.push(IngestResponse { alert_uuid: rows[index].uuid, status: "queued", is_duplicate: false, duplicate_count: None });
+                let status = if alert.enqueue_enrichment { "queued" } else { "stored" };
+                responses.push(IngestResponse { alert_uuid: rows[index].uuid, status, is_duplicate: false, duplicate_count: None });
                 continue;
             }
             Fate::DuplicateOfStored { alert_id, uuid, ordinal } => {

@@ -287,17 +287,16 @@ async fn update_alert_status(
 ) -> Result<Value, Error> {
     let input = input?;
     let uuid = uuid_arg(&input.alert_uuid)?;
-    let before = alerts::service::get(state, who, uuid).await?;
     let patch = alerts::service::AlertPatch {
         status: Some(input.status),
         close_classification: input.close_classification,
         ..Default::default()
     };
-    let after = alerts::service::patch(state, who, uuid, patch).await?;
+    let (previous_status, after) = alerts::service::patch_from(state, who, uuid, patch).await?;
     Ok(json!({
         "alert_uuid": uuid,
         "status": after.alert.status,
-        "previous_status": before.alert.status,
+        "previous_status": previous_status,
         "updated_at": after.alert.updated_at,
     }))
 }

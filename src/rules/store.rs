@@ -137,6 +137,20 @@ pub async fn insert(tx: &mut Tx, rule: &NewRule<'_>) -> sqlx::Result<DetectionRu
         .await)
 }
 
+/// Whether a rule with this `(source_name, source_rule_id)` exists (demo data skips those).
+pub async fn exists_for_source_rule(db: &Db, source_name: &str, source_rule_id: &str) -> sqlx::Result<bool> {
+    with_db!(db, p => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM detection_rules WHERE source_name = $1 AND source_rule_id = $2")
+        .bind(source_name).bind(source_rule_id).fetch_one(p).await).map(|n| n > 0)
+}
+
+/// Marks a rule as system data (the sandbox's rules survive its reset).
+pub async fn mark_system(db: &Db, uuid: Uuid) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    with_tx!(&mut tx, c => sqlx::query("UPDATE detection_rules SET is_system = TRUE WHERE uuid = $1").bind(uuid).execute(c).await.map(|_| ()))?;
+    tx.commit().await
+}
+
 pub async fn find_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<DetectionRuleRow>> {
     let sql = format!("SELECT {COLUMNS} FROM detection_rules WHERE uuid = $1");
     with_db!(db, p => sqlx::query_as::<_, DetectionRuleRow>(sqlx::AssertSqlSafe(sql)).bind(uuid).fetch_optional(p).await)

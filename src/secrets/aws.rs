@@ -1,7 +1,6 @@
 //! AWS Secrets Manager: `GetSecretValue(SecretId)` in `AWS_REGION`; the `SecretString` is a JSON
-//! object whose keys are setting names. Credentials: the environment provider of AWS's chain
-//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`); the request is
-//! signed with Signature Version 4.
+//! object whose keys are setting names. Credentials: AWS's default chain (`aws_credentials`);
+//! the request is signed with Signature Version 4.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +8,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use super::{Env, Fetched, aws_credentials};
 
 const BACKEND: &str = "aws_secrets_manager";
 const SERVICE: &str = "secretsmanager";
@@ -21,17 +22,17 @@ struct SecretValue {
     secret_string: Option<String>,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-pub async fn fetch(secret_id: String) -> Result<BTreeMap<String, String>, String> {
+pub async fn fetch(env: Env, secret_id: String) -> Result<Fetched, String> {
     let fail = |what: String| format!("{BACKEND}: secret '{secret_id}': {what}");
-    let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).ok_or_else(|| fail("AWS_REGION is not set".into()))?;
-    let access_key = var("AWS_ACCESS_KEY_ID").ok_or_else(|| fail("no credential: AWS_ACCESS_KEY_ID is not set".into()))?;
-    let secret_key = var("AWS_SECRET_ACCESS_KEY").ok_or_else(|| fail("no credential: AWS_SECRET_ACCESS_KEY is not set".into()))?;
-    let endpoint = var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-        .or_else(|| var("AWS_ENDPOINT_URL"))
+    let region = aws_credentials::region(&env).ok_or_else(|| fail("AWS_REGION is not set".into()))?;
+    let client = super::http_client()?;
+    let credentials = aws_credentials::resolve(&env, &client).await.map_err(|e| fail(format!("credentials: {e}")))?;
+    let source = credentials.source;
+    let access_key = credentials.access_key_id;
+    let secret_key = credentials.secret_access_key;
+    let endpoint = env
+        .get("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .or_else(|| env.get("AWS_ENDPOINT_URL"))
         .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"));
     let url = reqwest::Url::parse(&endpoint).map_err(|_| fail("the endpoint URL is invalid".into()))?;
     let host = match (url.host_str(), url.port()) {
@@ -41,9 +42,9 @@ pub async fn fetch(secret_id: String) -> Result<BTreeMap<String, String>, String
     };
     let body = serde_json::json!({ "SecretId": secret_id }).to_string();
     let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let session_token = var("AWS_SESSION_TOKEN");
+    let session_token = credentials.session_token;
     let request = Signed { access_key: &access_key, secret_key: &secret_key, region: &region, host: &host, amz_date: &amz_date, session_token: session_token.as_deref(), body: &body };
-    let mut builder = super::http_client()?
+    let mut builder = client
         .post(url)
         .header("content-type", CONTENT_TYPE)
         .header("x-amz-date", &amz_date)
@@ -62,14 +63,15 @@ pub async fn fetch(secret_id: String) -> Result<BTreeMap<String, String>, String
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text) else {
         return Err(fail("the SecretString is not a JSON object".into()));
     };
-    Ok(map
+    let values: BTreeMap<String, String> = map
         .into_iter()
         .filter_map(|(k, v)| match v {
             Value::String(s) => Some((k.to_uppercase(), s)),
             Value::Null => None,
             other => Some((k.to_uppercase(), other.to_string())),
         })
-        .collect())
+        .collect();
+    Ok(Fetched { values, credentials: source })
 }
 
 struct Signed<'a> {

@@ -153,3 +153,72 @@ async fn key_changes_are_audited(backend: Backend) {
     server.stop().await;
 }
 dual!(key_changes_are_audited);
+
+/// `allowed_cidrs`: validated and normalized on create/patch, enforced on the client address
+/// resolved through TRUSTED_PROXY_COUNT; a refusal is a 403, an auth-failure log event and a
+/// denied audit record.
+async fn per_key_address_allow_list(backend: Backend) {
+    let server = TestServer::builder(backend).env("TRUSTED_PROXY_COUNT", "1").env("LOG_FORMAT", "json").start().await;
+    let admin = server.admin_key.clone();
+    let created = server
+        .post_json("/v1/api-keys", &admin, &json!({"name": "office", "scopes": ["alerts:read"], "allowed_cidrs": ["10.9.8.7/8", "192.0.2.7"]}))
+        .await;
+    assert_eq!(created.status(), 201);
+    let created = body(created).await;
+    assert_eq!(created["data"]["allowed_cidrs"], json!(["10.0.0.0/8", "192.0.2.7/32"]));
+    let key = created["data"]["key"].as_str().unwrap().to_owned();
+    let uuid = created["data"]["uuid"].as_str().unwrap().to_owned();
+    let from = |address: Option<&str>| {
+        let request = server.request(Method::GET, "/v1/alerts", Some(&key));
+        match address {
+            Some(a) => request.header("x-forwarded-for", a),
+            None => request,
+        }
+    };
+    assert_eq!(from(Some("10.1.2.3")).send().await.unwrap().status(), 200);
+    assert_eq!(from(Some("192.0.2.7")).send().await.unwrap().status(), 200);
+    // Only the hop the trusted proxy added counts: a client cannot prepend an allowed address.
+    expect_error(from(Some("10.1.2.3, 203.0.113.9")).send().await.unwrap(), 403, "IP_NOT_ALLOWED").await;
+    // Without the header the client is the socket peer (loopback), which is not in the list.
+    expect_error(from(None).send().await.unwrap(), 403, "IP_NOT_ALLOWED").await;
+    // Other keys are unaffected.
+    assert_eq!(server.get("/v1/alerts", &admin).await.status(), 200);
+
+    let refused = audit_trail(&server, "api_keys.authenticate").await;
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused[0].starts_with(&format!("{uuid} api ")) && refused[0].contains("ip_not_allowed") && refused[0].contains("203.0.113.9"), "{refused:?}");
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM audit_log WHERE action = 'api_keys.authenticate' AND outcome = 'denied'").await, 2);
+    assert!(crate::support::eventually(std::time::Duration::from_secs(5), || async {
+        server.stdout.json_lines().iter().any(|l| l["event"] == "auth_failure" && l["reason"] == "ip_not_allowed" && l["client_ip"] == "203.0.113.9")
+    })
+    .await, "{}", server.stdout.text());
+
+    // PATCH replaces the list (and applies to the very next request), null lifts it.
+    let patched = body(server.patch_json(&format!("/v1/api-keys/{uuid}"), &admin, &json!({"allowed_cidrs": ["127.0.0.1"]})).await).await;
+    assert_eq!(patched["data"]["allowed_cidrs"], json!(["127.0.0.1/32"]));
+    assert_eq!(from(None).send().await.unwrap().status(), 200);
+    expect_error(from(Some("10.1.2.3")).send().await.unwrap(), 403, "IP_NOT_ALLOWED").await;
+    let patch_audit = audit_trail(&server, "api_keys.patch").await;
+    assert!(patch_audit[0].contains("127.0.0.1/32"), "{patch_audit:?}");
+    let lifted = body(server.patch_json(&format!("/v1/api-keys/{uuid}"), &admin, &json!({"allowed_cidrs": null})).await).await;
+    assert_eq!(lifted["data"]["allowed_cidrs"], Value::Null);
+    assert_eq!(from(Some("203.0.113.9")).send().await.unwrap().status(), 200);
+
+    // Bad entries: 422 naming the field, nothing stored.
+    for bad in [json!(["10.0.0.0/33"]), json!(["office.example"]), json!("10.0.0.0/8"), json!([7])] {
+        let response = server.post_json("/v1/api-keys", &admin, &json!({"name": "bad", "scopes": ["alerts:read"], "allowed_cidrs": bad})).await;
+        let error = expect_error(response, 422, "VALIDATION_ERROR").await;
+        assert!(error.to_string().contains("allowed_cidrs"), "{error}");
+        let response = server.patch_json(&format!("/v1/api-keys/{uuid}"), &admin, &json!({"allowed_cidrs": bad})).await;
+        expect_error(response, 422, "VALIDATION_ERROR").await;
+    }
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM api_keys WHERE name = 'bad'").await, 0);
+
+    // The OpenAPI document describes the field on create, patch and the response.
+    let spec = body(server.client.get(server.url("/openapi.json")).send().await.unwrap()).await;
+    for schema in ["ApiKeyCreate", "ApiKeyUpdate", "ApiKeyResponse"] {
+        assert!(spec["components"]["schemas"][schema]["properties"].get("allowed_cidrs").is_some(), "{schema}");
+    }
+    server.stop().await;
+}
+dual!(per_key_address_allow_list);

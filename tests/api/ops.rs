@@ -269,6 +269,23 @@ mod fake_cloud {
     #[derive(Clone, Default)]
     pub struct Seen(pub Arc<Mutex<Vec<(String, HeaderMap, String)>>>);
 
+    /// A fake STS answering `AssumeRoleWithWebIdentity` with fixed credentials.
+    pub async fn start_sts(seen: Seen) -> String {
+        let app = Router::new().route("/", post(sts)).with_state((seen, 200));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://127.0.0.1:{port}")
+    }
+
+    async fn sts(State((seen, _)): S, headers: HeaderMap, body: String) -> Response {
+        seen.0.lock().unwrap().push(("sts".into(), headers, body));
+        let xml = "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>\
+                   <AccessKeyId>ASIAWEBIDENTITY</AccessKeyId><SecretAccessKey>web-secret</SecretAccessKey>\
+                   <SessionToken>web-session</SessionToken></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
+        xml.into_response()
+    }
+
     pub async fn start(seen: Seen, secret_status: u16) -> String {
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
@@ -286,7 +303,7 @@ mod fake_cloud {
 
     async fn token(State((seen, _)): S, Path(tenant): Path<String>, headers: HeaderMap, body: String) -> Response {
         seen.0.lock().unwrap().push((format!("token:{tenant}"), headers, body.clone()));
-        if !body.contains("client_secret=azure-client-secret") {
+        if !body.contains("client_secret=azure-client-secret") && !body.contains("client_assertion=federated-sa-token") {
             return StatusCode::UNAUTHORIZED.into_response();
         }
         axum::Json(json!({"access_token": "vault-token", "token_type": "Bearer"})).into_response()
@@ -410,4 +427,67 @@ async fn aws_secrets_manager_supplies_settings() {
     assert!(authorization.contains("/eu-west-1/secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target, Signature="), "{authorization}");
     let providers = configured_providers(&server).await;
     assert!(providers.iter().any(|p| p == "virustotal") && providers.iter().any(|p| p == "abuseipdb"), "{providers:?}");
+}
+
+/// The credential chains run in the server: web identity (STS) signs the Secrets Manager call,
+/// and a workload-identity token file authenticates to the vault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_backends_use_the_credential_chains() {
+    let seen = fake_cloud::Seen::default();
+    let base = fake_cloud::start(seen.clone(), 200).await;
+    let sts = fake_cloud::start_sts(seen.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "federated-sa-token\n").unwrap();
+    let token_file = token_file.to_str().unwrap();
+    let server = TestServer::builder(Backend::Sqlite)
+        .env("AWS_SECRETS_MANAGER_SECRET_NAME", "calseta/prod")
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &base)
+        .env("AWS_ENDPOINT_URL_STS", &sts)
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", token_file)
+        .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/calseta")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .start()
+        .await;
+    assert!(server.stdout.text().contains("secrets_source=aws_secrets_manager"));
+    assert!(server.stdout.text().contains(r#""credentials_source":"web_identity""#), "{}", server.stdout.text());
+    let requests = seen.0.lock().unwrap().clone();
+    let calls: Vec<&str> = requests.iter().map(|(what, _, _)| what.as_str()).collect();
+    assert_eq!(calls, ["sts", "aws"]);
+    assert!(requests[0].2.contains("WebIdentityToken=federated-sa-token"), "{}", requests[0].2);
+    let authorization = requests[1].1["authorization"].to_str().unwrap();
+    assert!(authorization.starts_with("AWS4-HMAC-SHA256 Credential=ASIAWEBIDENTITY/"), "{authorization}");
+    assert_eq!(requests[1].1["x-amz-security-token"], "web-session");
+    assert!(configured_providers(&server).await.iter().any(|p| p == "virustotal"));
+    seen.0.lock().unwrap().clear();
+
+    let azure = TestServer::builder(Backend::Sqlite)
+        .env("AZURE_KEY_VAULT_URL", &base)
+        .env("AZURE_AUTHORITY_HOST", &base)
+        .env("AZURE_TENANT_ID", "tenant-1")
+        .env("AZURE_CLIENT_ID", "client-1")
+        .env("AZURE_FEDERATED_TOKEN_FILE", token_file)
+        .start()
+        .await;
+    assert!(azure.stdout.text().contains("secrets_source=azure_key_vault"));
+    assert!(azure.stdout.text().contains(r#""credentials_source":"workload_identity""#), "{}", azure.stdout.text());
+    let requests = seen.0.lock().unwrap().clone();
+    assert_eq!(requests[0].0, "token:tenant-1");
+    assert!(requests[0].2.contains("client_assertion=federated-sa-token") && !requests[0].2.contains("client_secret"), "{}", requests[0].2);
+    assert!(configured_providers(&azure).await.iter().any(|p| p == "abuseipdb"));
+
+    // A configured link that fails stops the chain: the error names the backend, the secret and
+    // the link, and the backend contributes nothing.
+    let missing_profile = TestServer::builder(Backend::Sqlite)
+        .env("AWS_SECRETS_MANAGER_SECRET_NAME", "calseta/prod")
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &base)
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_PROFILE", "nowhere")
+        .env("AWS_SHARED_CREDENTIALS_FILE", token_file)
+        .start()
+        .await;
+    let log = missing_profile.stdout.text();
+    assert!(log.contains("aws_secrets_manager: secret 'calseta/prod': credentials: shared credentials: AWS_PROFILE names profile 'nowhere'"), "{log}");
+    assert!(configured_providers(&missing_profile).await.is_empty());
 }

@@ -28,7 +28,7 @@ use crate::indicators::store as indicators;
 use crate::pagination::{Page, Pagination};
 use crate::state::AppState;
 
-pub use patch::{AlertPatch, patch};
+pub use patch::{AlertPatch, patch, patch_from};
 pub use writes::{
     FindingCreate, IndicatorAddItem, IndicatorAddRequest, IndicatorAddResponse, MAX_FINDINGS_PER_ALERT, MAX_INDICATOR_VALUE_CHARS,
     add_finding, add_indicators, delete, enrich,

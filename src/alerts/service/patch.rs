@@ -133,6 +133,12 @@ impl ChangeLog {
 
 /// Applies the patch and returns the alert as it now is.
 pub async fn patch(state: &AppState, who: &Principal, uuid: Uuid, body: AlertPatch) -> Result<AlertDetail> {
+    Ok(patch_from(state, who, uuid, body).await?.1)
+}
+
+/// [`patch`], also returning the status the alert had just before it, read under the same row
+/// lock as the update (so concurrent patches cannot make it stale).
+pub async fn patch_from(state: &AppState, who: &Principal, uuid: Uuid, body: AlertPatch) -> Result<(AlertStatus, AlertDetail)> {
     who.authorize::<PatchAlert>()?;
     let requested = validate(body)?;
     let mut tx = state.db.begin().await?;
@@ -206,7 +212,7 @@ pub async fn patch(state: &AppState, who: &Principal, uuid: Uuid, body: AlertPat
         audit::record(&mut tx, who, record).await?;
     }
     tx.commit().await?;
-    detail(state, find(state, uuid).await?).await
+    Ok((row.status, detail(state, find(state, uuid).await?).await?))
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ fn mcp_key(scopes: &[&str]) -> Principal {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             key_type: KeyType::Agent,
             allowed_sources: None,
+            allowed_cidrs: None,
             expires_at: None,
         }),
         None,

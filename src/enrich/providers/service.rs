@@ -225,6 +225,7 @@ mod tests {
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             key_type: KeyType::Agent,
             allowed_sources: None,
+            allowed_cidrs: None,
             expires_at: None,
         };
         Principal::mcp(Arc::new(key), None)
