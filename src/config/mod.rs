@@ -202,7 +202,7 @@ pub struct Settings {
     /// Let the key that triggered an approval request decide it too (four-eyes off). Default off.
     #[serde(deserialize_with = "lenient_bool")]
     pub approval_allow_self_approval: bool,
-    /// Slack channel for requests whose workflow names none (`#general` when unset).
+    /// Slack channel for requests whose workflow names none (required by `APPROVAL_NOTIFIER=slack`).
     pub approval_default_channel: Option<String>,
     pub slack_bot_token: Option<String>,
     /// Verifies Slack interactivity callbacks (`v0` signatures); without it they are refused.
