@@ -107,6 +107,8 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
         .register::<crate::approvals::ExecuteApprovedWorkflow>()
         .register_periodic::<crate::approvals::ExpireApprovalRequests>(Duration::from_secs(settings.approval_sweep_interval_seconds.max(1)))
         .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)))
+        .register_periodic::<crate::retention::PurgeExpiredRows>(Duration::from_secs(settings.retention_interval_seconds.max(1)))
+        .register_periodic::<crate::metrics::RollupAlertMetrics>(Duration::from_secs(settings.metrics_rollup_interval_seconds.max(1)))
 }
 
 /// How this process's workers run (QUEUE_* settings).

@@ -27,6 +27,7 @@ mod indicator_mappings;
 mod indicators;
 mod rate_limits;
 mod route_table;
+mod scale;
 mod sources;
 mod startup;
 mod workflows;
