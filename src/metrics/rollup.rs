@@ -377,6 +377,20 @@ pub async fn roll_up(db: &Db, limit: usize) -> sqlx::Result<usize> {
     Ok(done)
 }
 
+/// SQLite plans from the statistics `ANALYZE` leaves; without them an equality filter on a
+/// low-cardinality column (`status=Open`) looks selective and the planner sorts half the table
+/// instead of walking the sort index (measured: 836 ms at 1M alerts). PostgreSQL's autovacuum
+/// keeps its own; SQLite's are refreshed here, sampled (`analysis_limit`) and only for tables
+/// that changed a lot since their last analysis (`optimize` 0x10002).
+async fn refresh_sqlite_statistics(db: &Db) -> sqlx::Result<()> {
+    if let Db::Sqlite(pool) = db {
+        let mut c = pool.acquire().await?;
+        sqlx::query("PRAGMA analysis_limit = 1000").execute(&mut *c).await?;
+        sqlx::query("PRAGMA optimize = 0x10002").execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
 /// `rollup_alert_metrics`: the periodic job that keeps the alert rollups current.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct RollupAlertMetrics {}
@@ -389,6 +403,7 @@ impl Job for RollupAlertMetrics {
     /// recomputes the same rows); the completion is committed last.
     async fn run(self, db: Db, job: JobCtx) -> Result<(), JobError> {
         let days = roll_up(&db, DAYS_PER_RUN).await?;
+        refresh_sqlite_statistics(&db).await?;
         let mut tx = db.begin().await?;
         job.complete_in(&mut tx).await?;
         tx.commit().await?;
