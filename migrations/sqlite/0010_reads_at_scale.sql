@@ -4,6 +4,13 @@
 --    (= id) already, so the existing single-column indexes serve those sorts. Title and the
 --    severity rank had none.
 CREATE INDEX ix_alerts_title_id ON alerts (title, id);
+-- An equality filter on an enumerated column with the default sort: SQLite's planner prefers the
+-- filter's index and then sorts every match (status=Open at 1M alerts: 4.6 s); an index on
+-- (filter, occurred_at) yields the matches already in page order.
+CREATE INDEX ix_alerts_status_occurred_at ON alerts (status, occurred_at);
+CREATE INDEX ix_alerts_severity_occurred_at ON alerts (severity, occurred_at);
+CREATE INDEX ix_alerts_source_name_occurred_at ON alerts (source_name, occurred_at);
+CREATE INDEX ix_alerts_enrichment_status_occurred_at ON alerts (enrichment_status, occurred_at);
 -- The severity sort orders by rank; the expression is the one alerts::store writes, verbatim.
 CREATE INDEX ix_alerts_severity_rank_id ON alerts ((CASE severity WHEN 'Critical' THEN 5 WHEN 'High' THEN 4 WHEN 'Medium' THEN 3 WHEN 'Low' THEN 2 WHEN 'Informational' THEN 1 ELSE 0 END), id);
 
