@@ -29,6 +29,7 @@ mod indicators;
 mod rate_limits;
 mod seed;
 mod route_table;
+mod scale;
 mod sources;
 mod startup;
 mod workflows;
