@@ -173,6 +173,11 @@ impl Registry {
         state.checked_at.is_some_and(|at| at.elapsed() < self.refresh).then(|| state.snapshot.clone())
     }
 
+    /// The snapshot as last loaded, without checking the database (for `/health` under load).
+    pub fn latest(&self) -> Arc<Snapshot> {
+        self.lock().snapshot.clone()
+    }
+
     /// Forces the next `current` to re-check the database (after a write in this process).
     pub async fn invalidate(&self) {
         // Taking the refresh lock first makes a refresh already in flight (which may have read
