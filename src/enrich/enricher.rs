@@ -122,8 +122,8 @@ impl Enricher {
         self.0.registry.current(db, self.0.cipher.as_ref(), &self.0.settings).await
     }
 
-    /// The registry as last loaded, never waiting on the database.
-    pub fn latest_snapshot(&self) -> Arc<Snapshot> {
+    /// The registry as last loaded, never waiting on the database (`None` before the first load).
+    pub fn latest_snapshot(&self) -> Option<Arc<Snapshot>> {
         self.0.registry.latest()
     }
 

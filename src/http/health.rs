@@ -132,11 +132,16 @@ pub async fn health(State(state): State<AppState>) -> Response {
     // Active providers of this process's registry and whether each can run (Calseta's shape).
     let mut providers = serde_json::Map::new();
     if database_ok {
-        let snapshot = match tokio::time::timeout(PROVIDERS_WITHIN, state.enricher.snapshot(&state.db)).await {
-            Ok(snapshot) => snapshot,
-            Err(_) => state.enricher.latest_snapshot(),
+        // Before the registry's first load there is nothing to fall back on: wait for it.
+        let (within, fallback) = match state.enricher.latest_snapshot() {
+            Some(last) => (PROVIDERS_WITHIN, Some(last)),
+            None => (CHECK_TIMEOUT, None),
         };
-        for provider in &snapshot.providers {
+        let snapshot = match tokio::time::timeout(within, state.enricher.snapshot(&state.db)).await {
+            Ok(snapshot) => Some(snapshot),
+            Err(_) => fallback,
+        };
+        for provider in snapshot.iter().flat_map(|snapshot| snapshot.providers.iter()) {
             let state_text = if provider.configured { "configured" } else { "unconfigured" };
             providers.insert(provider.name().to_owned(), json!(state_text));
         }
