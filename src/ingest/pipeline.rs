@@ -274,10 +274,9 @@ async fn record_enriched(state: &AppState, enriched: &[Enriched]) -> anyhow::Res
     // ascending indicator order, so concurrent batches sharing indicators (PostgreSQL locks each
     // row) wait for each other instead of deadlocking; the stable sort keeps one indicator's
     // verdicts in alert order.
-    let mut verdicts = AlertOutcome::default();
-    verdicts.indicators = enriched.iter().flat_map(|one| one.outcome.indicators.iter().cloned()).collect();
-    verdicts.indicators.sort_by_key(|verdict| verdict.indicator_id);
-    crate::enrich::record_outcome(&mut tx, &verdicts).await?;
+    let mut indicators: Vec<_> = enriched.iter().flat_map(|one| one.outcome.indicators.iter().cloned()).collect();
+    indicators.sort_by_key(|verdict| verdict.indicator_id);
+    crate::enrich::record_outcome(&mut tx, &AlertOutcome { indicators, ..AlertOutcome::default() }).await?;
     // Deleted while their providers ran (defect m): nothing left to mark; their jobs are done.
     let ids: Vec<i64> = enriched.iter().map(|one| one.work.alert_id).collect();
     let present: HashSet<i64> = alerts::lock_existing(&mut tx, &ids).await?.into_iter().collect();
