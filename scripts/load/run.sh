@@ -9,7 +9,7 @@
 set -euo pipefail
 backend=${1:-sqlite}; seconds=${2:-30}
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
-bin=${BIN:-$root/target/release/calseta}
+bin=$(realpath "${BIN:-$root/target/release/calseta}")
 work=$(mktemp -d /tmp/calseta-load.XXXXXX)
 if [ "$backend" = postgres ]; then
   admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -22,7 +22,7 @@ fi
 ( cd "$work" && env -i PATH="$PATH" HOME="$HOME" DATABASE_URL="$db_url" LOG_LEVEL=warn LOG_FORMAT=json \
     RATE_LIMIT_INGEST_PER_MINUTE=0 RATE_LIMIT_DEFAULT_PER_MINUTE=0 ENRICHMENT_MOCK_MODE=true \
     ${EXTRA_ENV:-} "$bin" serve --bind 127.0.0.1:0 --roles "${ROLES:-api,worker}" 2>"$work/stderr" >"$work/stdout" & echo $! >"$work/pid" )
-pid=$(cat "$work/pid")
+for _ in $(seq 50); do pid=$(pgrep -n -f "^$bin serve" || true); [ -n "$pid" ] && break; sleep 0.1; done
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "calseta listening on" "$work/stderr" && break; sleep 0.1; done
 base=$(sed -n 's/^calseta listening on //p' "$work/stderr" | head -1)
