@@ -86,7 +86,7 @@ pub async fn build_state(settings: Settings, db: Db) -> anyhow::Result<AppState>
         Duration::from_secs(settings.auth_cache_refresh_seconds),
         Duration::from_secs(settings.auth_cache_ttl_seconds),
     );
-    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), egress, enricher, ingest: Default::default(), workflows }))
+    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), egress, enricher, ingest: Default::default(), health: Default::default(), workflows }))
 }
 
 /// Every background job type this binary runs: a new job is one line here (see `crate::jobs`).
