@@ -86,7 +86,7 @@ pub async fn build_state(settings: Settings, db: Db) -> anyhow::Result<AppState>
         Duration::from_secs(settings.auth_cache_refresh_seconds),
         Duration::from_secs(settings.auth_cache_ttl_seconds),
     );
-    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), egress, enricher, ingest: Default::default(), workflows }))
+    Ok(AppState::new(Inner { settings, db, auth, limiter, cipher, started_at: Instant::now(), wakeup: Default::default(), egress, enricher, ingest: Default::default(), health: Default::default(), workflows }))
 }
 
 /// Every background job type this binary runs: a new job is one line here (see `crate::jobs`).
@@ -110,7 +110,9 @@ pub fn job_registry(settings: &Settings) -> Registry<AppState> {
         .register_with::<crate::approvals::notify::UpdateApprovalNotification>(notify_retry)
         .register_with::<crate::approvals::notify::SendApprovalResult>(notify_retry)
         .register_periodic::<crate::approvals::ExpireApprovalRequests>(Duration::from_secs(settings.approval_sweep_interval_seconds.max(1)))
-        .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)));
+        .register_periodic::<PruneFinishedJobs>(Duration::from_secs(settings.queue_prune_interval_seconds.max(1)))
+        .register_periodic::<crate::retention::PurgeExpiredRows>(Duration::from_secs(settings.retention_interval_seconds.max(1)))
+        .register_periodic::<crate::metrics::RollupAlertMetrics>(Duration::from_secs(settings.metrics_rollup_interval_seconds.max(1)));
     if settings.sandbox_mode {
         registry.register_periodic::<crate::seed::SandboxReset>(settings.sandbox_reset_interval())
     } else {

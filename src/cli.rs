@@ -273,14 +273,25 @@ async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> 
     if state.settings.sandbox_mode && roles.iter().any(|r| r == "api") {
         // Like the other start-up seeding: a failure is logged and the server still starts.
         match crate::seed::seed_sandbox(&state, &|line| tracing::debug!(target: "calseta::seed", "{line}")).await {
-            Ok(report) => tracing::info!(
-                rules = report.rules_created,
-                documents = report.documents_created,
-                alerts = report.alerts_ingested,
-                keys = report.keys_created,
-                "sandbox mode: demo data seeded (demo keys: cai_sandbox_demo_key_not_for_production, read-only; \
-                 cai_lab_demo_full_access_key_not_for_prod, full access)"
-            ),
+            Ok(report) => {
+                tracing::info!(
+                    rules = report.rules_created,
+                    documents = report.documents_created,
+                    alerts = report.alerts_ingested,
+                    keys = report.keys_created,
+                    "sandbox mode: demo data seeded"
+                );
+                // The keys are published (agents-mcp-metrics.md §8); on stderr like the bootstrap
+                // key, since the log scrubber masks anything key-shaped.
+                eprintln!(
+                    "calseta sandbox mode: demo data seeded; reset every {} h. Demo keys:\n  {}  {}\n  {}  {}",
+                    state.settings.sandbox_reset_interval_hours,
+                    crate::seed::SANDBOX_READ_ONLY_KEY,
+                    crate::seed::DEMO_KEYS[0].0,
+                    crate::seed::SANDBOX_FULL_ACCESS_KEY,
+                    crate::seed::DEMO_KEYS[1].0,
+                );
+            }
             Err(e) => tracing::error!(error = %e, "sandbox mode: seeding the demo data failed"),
         }
     }

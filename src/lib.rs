@@ -26,6 +26,7 @@ pub mod mcp;
 pub mod observability;
 pub mod pagination;
 pub mod ratelimit;
+pub mod retention;
 pub mod rules;
 pub mod service;
 pub mod sandbox;

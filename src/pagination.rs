@@ -1,5 +1,13 @@
 //! The one pagination helper: `page` ≥ 1 (default 1), `page_size` 1..=500 (default 50), and the
 //! list envelope `{"data": [...], "meta": {total, page, page_size, total_pages}}`.
+//!
+//! Totals are bounded (README "Pagination totals"): an exact count of a million-row filtered
+//! set costs a scan of all of it on every page, so `db::fetch_page` counts matching rows only up
+//! to [`count_bound`] — the rows up to the end of this page plus [`COUNT_AHEAD`] more. Below the
+//! bound `meta.total` is exact; at the bound it is a lower bound ("at least this many"), and
+//! `meta.total_is_lower_bound: true` says so (the field is present only then). `total_pages` follows
+//! `total`, so it always reaches past the current page while rows remain, and page N always
+//! returns the same rows as with an exact count.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +27,16 @@ impl Default for Pagination {
 }
 
 pub const MAX_PAGE_SIZE: i64 = 500;
+
+/// How many matching rows past the end of the requested page a list counts before it stops
+/// counting and reports a lower bound.
+pub const COUNT_AHEAD: i64 = 1_000;
+
+/// The number of matching rows a page at `offset` of `limit` rows counts up to: a total at or
+/// above it is reported as a lower bound.
+pub fn count_bound(limit: i64, offset: i64) -> i64 {
+    offset.saturating_add(limit).saturating_add(COUNT_AHEAD)
+}
 
 impl Pagination {
     pub fn validate(self) -> Result<Self, Error> {
@@ -45,10 +63,14 @@ impl Pagination {
 
 #[derive(Debug, Serialize)]
 pub struct ListMeta {
+    /// Matching rows: exact, or a lower bound when `total_is_lower_bound`.
     pub total: i64,
     pub page: i64,
     pub page_size: i64,
     pub total_pages: i64,
+    /// Serialized (as `true`) only when `total` reached the count bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub total_is_lower_bound: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,7 +82,8 @@ pub struct Page<T: Serialize> {
 impl<T: Serialize> Page<T> {
     pub fn new(data: Vec<T>, total: i64, pagination: Pagination) -> Self {
         let total_pages = if total == 0 { 0 } else { (total + pagination.page_size - 1) / pagination.page_size };
-        Page { data, meta: ListMeta { total, page: pagination.page, page_size: pagination.page_size, total_pages } }
+        let total_is_lower_bound = total >= count_bound(pagination.limit(), pagination.offset());
+        Page { data, meta: ListMeta { total, page: pagination.page, page_size: pagination.page_size, total_pages, total_is_lower_bound } }
     }
 }
 
@@ -102,5 +125,16 @@ mod tests {
         assert!(Pagination { page: 0, page_size: 1 }.validate().is_err());
         assert!(Pagination { page: 1, page_size: 501 }.validate().is_err());
         assert!(Pagination { page: 1, page_size: 500 }.validate().is_ok());
+    }
+
+    #[test]
+    fn a_total_at_the_count_bound_is_flagged() {
+        let p = Pagination { page: 3, page_size: 10 };
+        assert_eq!(count_bound(p.limit(), p.offset()), 30 + COUNT_AHEAD);
+        assert!(!Page::<u8>::new(vec![], 29 + COUNT_AHEAD, p).meta.total_is_lower_bound);
+        let capped = Page::<u8>::new(vec![], 30 + COUNT_AHEAD, p);
+        assert!(capped.meta.total_is_lower_bound);
+        assert_eq!(serde_json::to_value(&capped.meta).unwrap()["total_is_lower_bound"], true);
+        assert!(serde_json::to_value(Page::<u8>::new(vec![], 5, p).meta).unwrap().get("total_is_lower_bound").is_none());
     }
 }

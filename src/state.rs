@@ -29,6 +29,8 @@ pub struct Inner {
     pub enricher: crate::enrich::Enricher,
     /// The ingest writer tasks and mapping reader, started by the first ingest.
     pub ingest: std::sync::OnceLock<crate::ingest::service::IngestServices>,
+    /// The health probes' own database connection and last observation.
+    pub health: crate::http::health::Probe,
     /// The workflow sandbox, secrets granted to workflows, integration credentials.
     pub workflows: crate::workflows::Runtime,
 }

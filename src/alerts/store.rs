@@ -336,8 +336,9 @@ impl SortColumn {
         match self {
             SortColumn::Title => "alerts.title",
             SortColumn::Status => "alerts.status",
-            // data-model.md: severity orders by rank, not alphabetically.
-            SortColumn::Severity => "CASE alerts.severity WHEN 'Critical' THEN 5 WHEN 'High' THEN 4 WHEN 'Medium' THEN 3 \
+            // data-model.md: severity orders by rank, not alphabetically. The expression is the one
+            // of the index ix_alerts_severity_rank_id (migration 0010), so the sort reads it.
+            SortColumn::Severity => "CASE severity WHEN 'Critical' THEN 5 WHEN 'High' THEN 4 WHEN 'Medium' THEN 3 \
                                      WHEN 'Low' THEN 2 WHEN 'Informational' THEN 1 ELSE 0 END",
             SortColumn::SourceName => "alerts.source_name",
             SortColumn::OccurredAt => "alerts.occurred_at",

@@ -1,7 +1,9 @@
 //! Chat callbacks (workflows.md §6.6, §6.7), no API key. Slack's is authenticated by its `v0`
 //! signature over the raw body within ±300 s, and refused outright without
 //! `SLACK_SIGNING_SECRET` (Calseta accepted unsigned callbacks then). A replayed callback reaches
-//! the same one-winner decision, so it cannot decide twice. Teams has no interactive callback.
+//! the same one-winner decision, so it cannot decide twice. The pressed message is then updated
+//! by the notifier's outcome job, as after any decision (`notify`), not from the callback's
+//! payload. Teams has no interactive callback: Calseta's "not supported" answer is kept.
 
 use axum::Json;
 use axum::body::Bytes;

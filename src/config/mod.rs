@@ -202,7 +202,7 @@ pub struct Settings {
     /// Let the key that triggered an approval request decide it too (four-eyes off). Default off.
     #[serde(deserialize_with = "lenient_bool")]
     pub approval_allow_self_approval: bool,
-    /// Slack channel for requests whose workflow names none (`#general` when unset).
+    /// Slack channel for requests whose workflow names none (required by `APPROVAL_NOTIFIER=slack`).
     pub approval_default_channel: Option<String>,
     pub slack_bot_token: Option<String>,
     /// Verifies Slack interactivity callbacks (`v0` signatures); without it they are refused.
@@ -215,6 +215,23 @@ pub struct Settings {
     pub approval_notify_retry_seconds: u64,
     /// Expired pending requests are swept to `expired` this often.
     pub approval_sweep_interval_seconds: u64,
+
+    // Retention (issue 14): rows older than N days are purged by the `purge_expired_rows` job;
+    // 0 = keep forever (default). The audit log is never purged (its hash chain would break).
+    /// Alerts (with their indicator links, agent runs, and indicators no longer linked to any).
+    pub retention_alerts_days: u32,
+    pub retention_workflow_runs_days: u32,
+    pub retention_agent_runs_days: u32,
+    pub retention_activity_events_days: u32,
+    /// Finished jobs (succeeded, failed, cancelled). The queue already drops them after 7 days;
+    /// a smaller value drops them sooner.
+    pub retention_finished_jobs_days: u32,
+    /// How often the purge runs (seconds).
+    pub retention_interval_seconds: u64,
+    /// Rows deleted per transaction: small batches keep the write lock short.
+    pub retention_batch_size: u32,
+    /// How often the alert metrics rollups are brought up to date (seconds).
+    pub metrics_rollup_interval_seconds: u64,
 
     // Operations (issue 15): metrics, network controls, cloud secret backends. All off by default.
     /// Collect Prometheus metrics and serve `/metrics` behind an admin key on the API listener.
@@ -344,6 +361,14 @@ impl Default for Settings {
             approval_notify_max_attempts: 5,
             approval_notify_retry_seconds: 30,
             approval_sweep_interval_seconds: 30,
+            retention_alerts_days: 0,
+            retention_workflow_runs_days: 0,
+            retention_agent_runs_days: 0,
+            retention_activity_events_days: 0,
+            retention_finished_jobs_days: 0,
+            retention_interval_seconds: 3600,
+            retention_batch_size: 500,
+            metrics_rollup_interval_seconds: 60,
             metrics_enabled: false,
             metrics_bind: None,
             ip_allowlist: String::new(),

@@ -3,14 +3,14 @@
 //! A list query is portable SQL text built from constants (column names, operators) with `$N`
 //! placeholders, plus the values bound to them in order. [`Filter`] accumulates `WHERE`
 //! conditions and their [`Bind`]s; [`fetch_page`] runs `SELECT … FROM … WHERE … ORDER BY …
-//! LIMIT/OFFSET` with the total riding on each row (`COUNT(*) OVER ()`), so a page costs one
-//! query and only a page past the end needs a second one to learn the total.
+//! LIMIT/OFFSET` and a bounded count of the matching rows.
 
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::Db;
+use crate::pagination::count_bound;
 use crate::with_db;
 
 /// A value bound to one `$N` of a runtime-built statement.
@@ -147,16 +147,14 @@ impl Filter {
     }
 }
 
-#[derive(FromRow)]
-struct Counted<T> {
-    #[sqlx(flatten)]
-    row: T,
-    total_count: i64,
-}
-
 /// One page of `select_from` (e.g. `"SELECT a, b FROM t"`) under `filter`, ordered by
-/// `order_by` (constant SQL; end it with a unique column so pages are stable), and the total
-/// number of matching rows.
+/// `order_by` (constant SQL; end it with a unique column so pages are stable), and the number of
+/// matching rows, counted up to [`count_bound`] (README "Pagination totals"): a count of the
+/// whole filtered set would scan all of it on every page.
+///
+/// A short page (fewer rows than `limit`, not past the end) ends the set, so its total is known
+/// without counting. Otherwise one bounded count follows: `COUNT(*)` over the first
+/// `count_bound` matching rows, which stops early on large sets.
 pub async fn fetch_page<T>(
     db: &Db,
     select_from: &str,
@@ -168,25 +166,25 @@ pub async fn fetch_page<T>(
 where
     T: for<'r> FromRow<'r, sqlx::postgres::PgRow> + for<'r> FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
 {
-    let (head, from) = select_from.split_once(" FROM ").expect("select_from is `SELECT … FROM …`");
+    let (_, from) = select_from.split_once(" FROM ").expect("select_from is `SELECT … FROM …`");
     let clause = filter.where_clause();
     let mut binds = filter.binds().to_vec();
     let limit_p = format!("${}", binds.len() + 1);
     let offset_p = format!("${}", binds.len() + 2);
     binds.push(Bind::Int(limit));
     binds.push(Bind::Int(offset));
-    let page_sql = format!("{head}, COUNT(*) OVER () AS total_count FROM {from}{clause} ORDER BY {order_by} LIMIT {limit_p} OFFSET {offset_p}");
-    let rows: Vec<Counted<T>> =
-        with_db!(db, p => bind_all!(sqlx::query_as::<_, Counted<T>>(sqlx::AssertSqlSafe(page_sql)), &binds).fetch_all(p).await)?;
-    let total = match rows.first() {
-        Some(first) => first.total_count,
-        None if offset == 0 => 0,
-        None => {
-            let count_sql = format!("SELECT COUNT(*) FROM {from}{clause}");
-            with_db!(db, p => bind_all!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)), filter.binds()).fetch_one(p).await)?
-        }
-    };
-    Ok((rows.into_iter().map(|r| r.row).collect(), total))
+    let page_sql = format!("{select_from}{clause} ORDER BY {order_by} LIMIT {limit_p} OFFSET {offset_p}");
+    let rows: Vec<T> = with_db!(db, p => bind_all!(sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(page_sql)), &binds).fetch_all(p).await)?;
+    let returned = rows.len() as i64;
+    if returned < limit && (returned > 0 || offset == 0) {
+        return Ok((rows, offset + returned));
+    }
+    let mut binds = filter.binds().to_vec();
+    let bound_p = format!("${}", binds.len() + 1);
+    binds.push(Bind::Int(count_bound(limit, offset)));
+    let count_sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM {from}{clause} LIMIT {bound_p}) AS bounded");
+    let total = with_db!(db, p => bind_all!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)), &binds).fetch_one(p).await)?;
+    Ok((rows, total))
 }
 
 #[cfg(test)]

@@ -122,6 +122,11 @@ impl Enricher {
         self.0.registry.current(db, self.0.cipher.as_ref(), &self.0.settings).await
     }
 
+    /// The registry as last loaded, never waiting on the database (`None` before the first load).
+    pub fn latest_snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.0.registry.latest()
+    }
+
     /// Makes this process see its own provider/extraction writes on the next call.
     pub async fn invalidate(&self) {
         self.0.registry.invalidate().await

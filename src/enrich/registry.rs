@@ -173,6 +173,13 @@ impl Registry {
         state.checked_at.is_some_and(|at| at.elapsed() < self.refresh).then(|| state.snapshot.clone())
     }
 
+    /// The snapshot as last loaded, without checking the database (for `/health` under load);
+    /// `None` before the first load.
+    pub fn latest(&self) -> Option<Arc<Snapshot>> {
+        let state = self.lock();
+        state.stamp.is_some().then(|| state.snapshot.clone())
+    }
+
     /// Forces the next `current` to re-check the database (after a write in this process).
     pub async fn invalidate(&self) {
         // Taking the refresh lock first makes a refresh already in flight (which may have read

@@ -7,8 +7,9 @@
 //!   path: the alert is marked `Enriched`, its `alert_enrichment_completed` event written and its
 //!   job marked succeeded in the same transaction as the upserts — one transaction for the batch;
 //! - otherwise the upserts commit, `Enricher::enrich_alert` runs outside any transaction (it
-//!   waits on the network), and a second transaction records the outcome, marks the alert
-//!   `Enriched`, writes the event and marks the job succeeded.
+//!   waits on the network), and a second transaction — one for all such alerts of the batch —
+//!   records the outcomes, marks the alerts `Enriched`, writes the events and marks the jobs
+//!   succeeded (should it fail, each alert is recorded on its own).
 //!
 //! Idempotent: a retry upserts the same rows. A batch that fails runs again job by job, so one bad
 //! alert only fails its own job. A panic in enrichment, or an error on the job's last attempt,
@@ -213,28 +214,97 @@ async fn enrich_batch(state: &AppState, batch: &[Claimed]) -> anyhow::Result<Vec
     let finished_ids: Vec<i64> = finished.iter().map(JobCtx::id).collect();
     complete(&mut tx, finished).await?;
     tx.commit().await?;
+    if !fast_ids.is_empty() {
+        // Their dispatch jobs (if any agent is active) run now, not at the next poll.
+        state.wakeup.job_enqueued();
+    }
     outcomes.extend(finished_ids.into_iter().map(|id| (id, Ok(()))));
 
-    // Alerts that providers want: enriched concurrently, each recorded on its own.
+    // Alerts that providers want: enriched concurrently outside any transaction, then recorded
+    // together in one transaction (one commit for the batch: on SQLite one fsync instead of one
+    // per alert, which bounded the sustained pipeline), or each on its own should that fail.
     let enriched = slow.into_iter().map(|w| {
         let indicators = linked.remove(&w.alert_id).unwrap_or_default();
-        enrich_with_providers(state, w, indicators)
+        run_providers(state, w, indicators)
     });
-    outcomes.extend(futures::future::join_all(enriched).await.into_iter().flatten());
+    let mut ran: Vec<Enriched> = Vec::new();
+    for result in futures::future::join_all(enriched).await {
+        match result {
+            Ok(one) => ran.push(one),
+            Err(panicked) => outcomes.extend(panicked),
+        }
+    }
+    if ran.len() > 1 {
+        match record_enriched(state, &ran).await {
+            Ok(()) => {
+                outcomes.extend(ran.iter().flat_map(|one| one.work.jobs.iter().map(|job| (job.id(), Ok(())))));
+                return Ok(outcomes);
+            }
+            Err(e) => tracing::warn!(error = %e, alerts = ran.len(), "recording enriched alerts together failed; recording each on its own"),
+        }
+    }
+    for one in ran {
+        outcomes.extend(record_one(state, one).await);
+    }
     Ok(outcomes)
 }
 
-/// The slow path for one alert whose indicators were committed: enrichment outside any
-/// transaction, then its outcome, the `Enriched` mark, the event and the job's success together.
-async fn enrich_with_providers(state: &AppState, work: AlertWork, indicators: Vec<IndicatorRef>) -> Vec<Outcome> {
-    let outcome = match AssertUnwindSafe(state.enricher.enrich_alert(&state.db, &indicators)).catch_unwind().await {
-        Ok(outcome) => outcome,
+/// One alert enriched by its providers, waiting to be recorded.
+struct Enriched {
+    work: AlertWork,
+    indicators: Vec<IndicatorRef>,
+    outcome: AlertOutcome,
+}
+
+/// The slow path's network half for one alert whose indicators were committed: its providers,
+/// outside any transaction. A panic fails the alert and its jobs for good.
+async fn run_providers(state: &AppState, work: AlertWork, indicators: Vec<IndicatorRef>) -> Result<Enriched, Vec<Outcome>> {
+    match AssertUnwindSafe(state.enricher.enrich_alert(&state.db, &indicators)).catch_unwind().await {
+        Ok(outcome) => Ok(Enriched { work, indicators, outcome }),
         Err(_) => {
             tracing::error!(alert_id = work.alert_id, "enrichment panicked");
             mark_failed(state, work.alert_id).await;
-            return work.jobs.iter().map(|job| (job.id(), Err(JobError::Fatal("enrichment panicked".into())))).collect();
+            Err(work.jobs.iter().map(|job| (job.id(), Err(JobError::Fatal("enrichment panicked".into())))).collect())
         }
-    };
+    }
+}
+
+/// Records enriched alerts in one transaction: the verdicts, then for each alert still present
+/// the `Enriched` mark, its event and its dispatch, and every job's success.
+async fn record_enriched(state: &AppState, enriched: &[Enriched]) -> anyhow::Result<()> {
+    let at = now();
+    let mut tx = state.db.begin().await?;
+    // The verdicts are about global indicators and stay useful even if an alert is gone. Taken in
+    // ascending indicator order, so concurrent batches sharing indicators (PostgreSQL locks each
+    // row) wait for each other instead of deadlocking; the stable sort keeps one indicator's
+    // verdicts in alert order.
+    let mut indicators: Vec<_> = enriched.iter().flat_map(|one| one.outcome.indicators.iter().cloned()).collect();
+    indicators.sort_by_key(|verdict| verdict.indicator_id);
+    crate::enrich::record_outcome(&mut tx, &AlertOutcome { indicators, ..AlertOutcome::default() }).await?;
+    // Deleted while their providers ran (defect m): nothing left to mark; their jobs are done.
+    let ids: Vec<i64> = enriched.iter().map(|one| one.work.alert_id).collect();
+    let present: HashSet<i64> = alerts::lock_existing(&mut tx, &ids).await?.into_iter().collect();
+    let present_ids: Vec<i64> = ids.into_iter().filter(|id| present.contains(id)).collect();
+    alerts::set_enrichment_status(&mut tx, &present_ids, "Enriched", at).await?;
+    let system = Actor::system();
+    let events = enriched
+        .iter()
+        .filter(|one| present.contains(&one.work.alert_id))
+        .map(|one| completed_event(&system, one.work.alert_id, one.outcome.activity_references(one.indicators.len() as i64, at)))
+        .collect();
+    activity::record_all(&mut tx, events).await?;
+    crate::agents::enqueue_dispatch_for_alerts(&mut tx, &present_ids).await?;
+    complete(&mut tx, enriched.iter().flat_map(|one| one.work.jobs.iter().cloned()).collect()).await?;
+    tx.commit().await?;
+    // Their dispatch jobs (if any agent is active) run now, not at the next poll.
+    state.wakeup.job_enqueued();
+    Ok(())
+}
+
+/// Records one enriched alert on its own: its outcome, the `Enriched` mark, the event and the
+/// job's success together.
+async fn record_one(state: &AppState, one: Enriched) -> Vec<Outcome> {
+    let Enriched { work, indicators, outcome } = one;
     let recorded = async {
         let at = now();
         let mut tx = state.db.begin().await?;
@@ -249,6 +319,7 @@ async fn enrich_with_providers(state: &AppState, work: AlertWork, indicators: Ve
         }
         complete(&mut tx, work.jobs.clone()).await?;
         tx.commit().await?;
+        state.wakeup.job_enqueued();
         anyhow::Ok(())
     }
     .await;

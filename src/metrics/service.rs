@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::fold::{self, AlertMetrics, MetricsSummary, WorkflowMetrics};
-use super::store;
+use super::{rollup, store};
 use crate::auth::Principal;
 use crate::error::{Error, FieldError, Result};
 use crate::http::query::lenient_datetime;
@@ -52,9 +52,7 @@ pub async fn alerts(state: &AppState, who: &Principal, window: WindowQuery) -> R
     who.authorize::<GetAlertMetrics>()?;
     let (from, to) = window.resolve()?;
     let db = &state.db;
-    let totals = store::alert_totals(db, from, to).await?;
-    let groups = store::alert_groups(db, from, to).await?;
-    let rules = store::top_rules(db, from, to).await?;
+    let (totals, groups, rules) = rollup::alert_window(db, from, to).await?;
     Ok(fold::alert_metrics(from, to, &totals, &groups, rules))
 }
 
@@ -77,10 +75,8 @@ pub async fn summary(state: &AppState, who: &Principal) -> Result<MetricsSummary
     // "No upper bound": rows created after `now` (clock skew between replicas) still count.
     let until = now + Duration::days(365 * 100);
     let db = &state.db;
-    let alerts = fold::summary_alerts(
-        &store::alert_totals(db, since, until).await?,
-        &store::alert_groups(db, since, until).await?,
-    );
+    let (totals, groups, _) = rollup::alert_window(db, since, until).await?;
+    let alerts = fold::summary_alerts(&totals, &groups);
     let workflows = fold::summary_workflows(&store::workflow_groups(db).await?, &store::run_days(db, since, until).await?);
     let approvals = fold::summary_approvals(
         &store::approval_counts(db, since).await?,

@@ -1,5 +1,5 @@
-//! The SQL behind the metrics: aggregates over alerts, workflow runs, approval requests, the
-//! catalog tables and the job table. Every statement groups in the database and returns a few
+//! The SQL behind the metrics: aggregates over workflow runs, approval requests, the catalog
+//! tables and the job table (alert aggregates: `rollup`). Every statement groups in the database and returns a few
 //! rows; the folding into response shapes is in `fold`.
 
 use chrono::{DateTime, Utc};
@@ -11,16 +11,16 @@ use crate::with_db;
 
 /// Per-backend SQL: the UTC day of a timestamp column, and the seconds between two timestamps
 /// (millisecond resolution on SQLite).
-struct Dialect {
+pub(super) struct Dialect {
     postgres: bool,
 }
 
 impl Dialect {
-    fn of(db: &Db) -> Dialect {
+    pub(super) fn of(db: &Db) -> Dialect {
         Dialect { postgres: matches!(db, Db::Postgres(_)) }
     }
 
-    fn day(&self, column: &str) -> String {
+    pub(super) fn day(&self, column: &str) -> String {
         if self.postgres {
             format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
         } else {
@@ -29,7 +29,7 @@ impl Dialect {
     }
 
     /// `later − earlier` in seconds, NULL when either is NULL.
-    fn seconds(&self, later: &str, earlier: &str) -> String {
+    pub(super) fn seconds(&self, later: &str, earlier: &str) -> String {
         if self.postgres {
             format!("CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS DOUBLE PRECISION)")
         } else {
@@ -52,26 +52,6 @@ pub struct AlertTotals {
     pub conclude_seconds: Option<f64>,
 }
 
-pub async fn alert_totals(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<AlertTotals> {
-    let d = Dialect::of(db);
-    let sql = format!(
-        "SELECT COUNT(*) AS total, \
-           COUNT(*) FILTER (WHERE is_enriched) AS enriched, \
-           COUNT(*) FILTER (WHERE status = 'Closed') AS closed, \
-           COUNT(*) FILTER (WHERE status = 'Closed' AND close_classification LIKE 'False Positive%') AS false_positives, \
-           AVG({enrich}) FILTER (WHERE is_enriched) AS enrich_seconds, \
-           AVG({detect}) AS detect_seconds, AVG({ack}) AS acknowledge_seconds, \
-           AVG({triage}) AS triage_seconds, AVG({close}) AS conclude_seconds \
-         FROM alerts WHERE created_at >= $1 AND created_at < $2",
-        enrich = d.seconds("enriched_at", "ingested_at"),
-        detect = d.seconds("created_at", "occurred_at"),
-        ack = d.seconds("acknowledged_at", "created_at"),
-        triage = d.seconds("triaged_at", "created_at"),
-        close = d.seconds("closed_at", "created_at"),
-    );
-    with_db!(db, p => sqlx::query_as::<_, AlertTotals>(sqlx::AssertSqlSafe(sql)).bind(from).bind(to).fetch_one(p).await)
-}
-
 /// Alerts of the window counted by status, severity, source and UTC day.
 #[derive(Debug, Clone, FromRow)]
 pub struct AlertGroup {
@@ -82,30 +62,11 @@ pub struct AlertGroup {
     pub alerts: i64,
 }
 
-pub async fn alert_groups(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<Vec<AlertGroup>> {
-    let day = Dialect::of(db).day("created_at");
-    let sql = format!(
-        "SELECT status, severity, source_name, {day} AS day, COUNT(*) AS alerts \
-         FROM alerts WHERE created_at >= $1 AND created_at < $2 \
-         GROUP BY status, severity, source_name, {day}"
-    );
-    with_db!(db, p => sqlx::query_as::<_, AlertGroup>(sqlx::AssertSqlSafe(sql)).bind(from).bind(to).fetch_all(p).await)
-}
-
 #[derive(Debug, Clone, FromRow)]
 pub struct RuleCount {
     pub uuid: Uuid,
     pub name: String,
     pub count: i64,
-}
-
-/// The ten detection rules with the most alerts in the window (ties: oldest rule first).
-pub async fn top_rules(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<Vec<RuleCount>> {
-    const SQL: &str = "SELECT r.uuid, r.name, COUNT(*) AS count FROM alerts a \
-                       JOIN detection_rules r ON r.id = a.detection_rule_id \
-                       WHERE a.created_at >= $1 AND a.created_at < $2 \
-                       GROUP BY r.id, r.uuid, r.name ORDER BY count DESC, r.id ASC LIMIT 10";
-    with_db!(db, p => sqlx::query_as::<_, RuleCount>(SQL).bind(from).bind(to).fetch_all(p).await)
 }
 
 /// Configured workflows counted by type and state (all time).

@@ -41,6 +41,8 @@ struct Shared {
     calls: Arc<Mutex<Vec<Call>>>,
     /// chat.postMessage calls still to fail with a 500.
     outage: Arc<AtomicUsize>,
+    /// Milliseconds chat.postMessage takes to answer (after the request is recorded).
+    delay_ms: Arc<AtomicUsize>,
     ts: Arc<AtomicUsize>,
 }
 
@@ -93,6 +95,7 @@ async fn post_message(State(shared): State<Shared>, headers: HeaderMap, body: St
         return (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response();
     }
     record(&shared, "chat.postMessage", &headers, &body, 200);
+    tokio::time::sleep(Duration::from_millis(shared.delay_ms.load(Ordering::SeqCst) as u64)).await;
     let request: Value = serde_json::from_str(&body).unwrap_or_default();
     if request["channel"] == "#missing" {
         return axum::Json(json!({"ok": false, "error": "channel_not_found"})).into_response();
@@ -251,7 +254,11 @@ async fn slack_request_update_and_result(backend: Backend) {
         let text = section_texts(&result.body["blocks"]).pop().unwrap();
         assert!(text.starts_with("*Decision:* Approved by analyst on call"), "{text}");
         assert!(text.ends_with("\n:white_check_mark: *Execution result:* contained 203.0.113.7"), "{text}");
-        assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'send_approval_result_task' AND status = 'succeeded'").await, 1);
+        let succeeded = eventually(Duration::from_secs(10), || async {
+            server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'send_approval_result_task' AND status = 'succeeded'").await == 1
+        })
+        .await;
+        assert!(succeeded, "the result job succeeded");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(chat.calls("chat.update").len(), 1, "one decision, one update");
@@ -381,6 +388,29 @@ async fn slack_buttons_and_expiry_update_the_message(backend: Backend) {
     assert_eq!(server.db_count("SELECT COUNT(*) FROM jobs WHERE task = 'execute_approved_workflow_task'").await, 0);
 }
 dual!(slack_buttons_and_expiry_update_the_message);
+
+/// A decision landing while the message is being posted: the decision sees no message to update
+/// yet, so storing the message's id must notice the decision and update it.
+async fn a_decision_racing_the_post_still_updates_the_message(backend: Backend) {
+    let chat = FakeChat::start().await;
+    chat.shared.delay_ms.store(3000, Ordering::SeqCst);
+    let server = slack(backend, &chat).start().await;
+    let (agent, approver) = keys(&server).await;
+    let workflow = gated_workflow(&server, None).await;
+    let uuid = request_approval(&server, &agent, &workflow).await;
+    chat.wait_for("chat.postMessage", 1).await;
+    let decided = server.request(reqwest::Method::POST, &format!("/v1/workflow-approvals/{uuid}/reject"), Some(&approver)).send().await.unwrap();
+    assert_eq!(decided.status(), 200);
+    assert_eq!(server.db_count(&format!("SELECT COUNT(*) FROM workflow_approval_requests WHERE {} AND external_message_id IS NULL", where_uuid(&server, &uuid))).await, 1, "decided while the post is in flight");
+    let updates = chat.wait_for("chat.update", 1).await;
+    assert_eq!(updates[0].body["ts"], "1765000000.000001");
+    let outcome = section_texts(&updates[0].body["blocks"]).pop().unwrap();
+    assert!(outcome.starts_with("❌ *Rejected* by analyst on call"), "{outcome}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(chat.calls("chat.update").len(), 1);
+    assert_eq!(chat.calls("chat.postMessage").len(), 1, "a rejection sends no result message");
+}
+dual!(a_decision_racing_the_post_still_updates_the_message);
 
 async fn teams_card_and_result(backend: Backend) {
     let chat = FakeChat::start().await;

@@ -27,7 +27,7 @@ pub const SEND_APPROVAL_RESULT: &str = "send_approval_result_task";
 pub fn retry_policy(settings: &crate::config::Settings) -> RetryPolicy {
     RetryPolicy {
         max_attempts: settings.approval_notify_max_attempts.max(1),
-        backoff: Backoff::Exponential { base: Duration::from_secs(settings.approval_notify_retry_seconds), max: Duration::from_secs(3600) },
+        backoff: Backoff::Exponential { base: Duration::from_secs(settings.approval_notify_retry_seconds.max(1)), max: Duration::from_secs(3600) },
     }
 }
 
@@ -56,6 +56,7 @@ impl Job for SendApprovalNotification {
         let notifier = from_settings(&state.settings).map_err(JobError::Fatal)?;
         let approval = Approval::from_row(&row, decide_url(&state, row.uuid, self.decide_token_sealed.as_deref()));
         let Some(posted) = notifier.request(&state.egress, &approval).await.map_err(|e| failed(e, row.uuid))? else { return Ok(()) };
+        tracing::info!(approval = %row.uuid, attempt = job.attempt(), "approval notification posted");
         let mut tx = state.db.begin().await?;
         let status = store::set_posted(&mut tx, row.id, &posted.channel, &posted.ts).await?;
         let decided_meanwhile = status.as_deref().is_some_and(|s| s != "pending");

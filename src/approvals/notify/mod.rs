@@ -232,14 +232,14 @@ mod tests {
     fn settings(pairs: &[(&str, &str)]) -> Settings {
         let mut s = Settings::default();
         for (k, v) in pairs {
-            let v = Some((*v).to_owned());
+            let value = (*v).to_owned();
             match *k {
-                "notifier" => s.approval_notifier = v.unwrap(),
-                "token" => s.slack_bot_token = v,
-                "channel" => s.approval_default_channel = v,
-                "secret" => s.slack_signing_secret = v,
-                "teams" => s.teams_webhook_url = v,
-                "slack_api" => s.slack_api_base_url = v.unwrap(),
+                "notifier" => s.approval_notifier = value,
+                "token" => s.slack_bot_token = Some(value),
+                "channel" => s.approval_default_channel = Some(value),
+                "secret" => s.slack_signing_secret = Some(value),
+                "teams" => s.teams_webhook_url = Some(value),
+                "slack_api" => s.slack_api_base_url = value,
                 _ => unreachable!(),
             }
         }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Sustained-load run against a calseta server started here (release build), e.g.
+#   scripts/load/run.sh sqlite 60            # SQLite, api+worker roles, 60 s
+#   ROLES=api scripts/load/run.sh postgres 30 # durable ingest only on PostgreSQL
+# Env: CONNS (32), THREADS (2), ROLES (api,worker), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/test),
+#      BIN (target/release/calseta), EXTRA_ENV ("K=V K=V" passed to the server).
+# Prints: wrk's CSV line, the server's RSS idle / peak, the jobs still queued at the end and 10 s later,
+# and /health/live and /health/ready latency sampled during the run. Never for CI: it needs wrk.
+set -euo pipefail
+backend=${1:-sqlite}; seconds=${2:-30}
+here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
+bin=$(realpath "${BIN:-$root/target/release/calseta}")
+work=$(mktemp -d /tmp/calseta-load.XXXXXX)
+if [ "$backend" = postgres ]; then
+  admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/test}
+  name=calseta_load_$(date +%s)_$$
+  psql "$admin" -qc "CREATE DATABASE $name" >/dev/null
+  db_url="${admin%/*}/$name"
+else
+  db_url="sqlite://$work/calseta.db"
+fi
+( cd "$work" && env -i PATH="$PATH" HOME="$HOME" DATABASE_URL="$db_url" LOG_LEVEL=warn LOG_FORMAT=json \
+    RATE_LIMIT_INGEST_PER_MINUTE=0 RATE_LIMIT_DEFAULT_PER_MINUTE=0 ENRICHMENT_MOCK_MODE=true \
+    ${EXTRA_ENV:-} "$bin" serve --bind 127.0.0.1:0 --roles "${ROLES:-api,worker}" 2>"$work/stderr" >"$work/stdout" & echo $! >"$work/pid" )
+for _ in $(seq 50); do pid=$(pgrep -n -f "^$bin serve" || true); [ -n "$pid" ] && break; sleep 0.1; done
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "calseta listening on" "$work/stderr" && break; sleep 0.1; done
+base=$(sed -n 's/^calseta listening on //p' "$work/stderr" | head -1)
+export API_KEY=$(sed -n 's/^CALSETA_BOOTSTRAP_ADMIN_KEY=//p' "$work/stderr" | head -1)
+rss() { awk "/^$1:/ {printf \"%.1f\", \$2/1024}" /proc/$pid/status; }
+sleep 2
+echo "idle RSS MiB: $(rss VmRSS)   (uptime: $(uptime | sed 's/.*load/load/'))"
+probe() { # prints the slowest of /health/live and /health/ready latencies every second
+  local worst_live=0 worst_ready=0 bad=0
+  while kill -0 "$1" 2>/dev/null; do
+    l=$(curl -s -o /dev/null -w '%{time_total}' "$base/health/live"); r=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' "$base/health/ready")
+    worst_live=$(echo "$l $worst_live" | awk '{print ($1>$2)?$1:$2}'); rt=${r#* }; [ "${r%% *}" = 200 ] || bad=$((bad+1))
+    worst_ready=$(echo "$rt $worst_ready" | awk '{print ($1>$2)?$1:$2}'); sleep 1
+  done
+  echo "probes during load: worst /health/live ${worst_live}s, worst /health/ready ${worst_ready}s, non-200 ready: $bad"
+}
+wrk -t"${THREADS:-2}" -c"${CONNS:-32}" -d"${seconds}s" --latency -s "$here/generic_alert.lua" "$base" >"$work/wrk.out" &
+wrk_pid=$!
+probe $wrk_pid &
+probe_pid=$!
+wait $wrk_pid; wait $probe_pid || true
+grep -E "Requests/sec|Non-2xx|Socket errors" "$work/wrk.out" || true
+grep '^CSV' "$work/wrk.out"
+echo "peak RSS MiB: $(awk '/^VmHWM:/ {printf "%.1f", $2/1024}' /proc/$pid/status)   (uptime: $(uptime | sed 's/.*load/load/'))"
+depth() { curl -s "$base/health" | sed -n 's/.*"queue_depth":\([0-9]*\).*/\1/p'; }
+echo "queued at end: $(depth)"; sleep 10; echo "queued 10 s later: $(depth)"; echo "RSS after 10 s: $(rss VmRSS) MiB"
+echo "server dir: $work"
