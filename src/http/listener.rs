@@ -46,6 +46,10 @@ impl Listener for EnvelopingListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (stream, peer) = Listener::accept(&mut self.inner).await;
+        // Streamed responses (MCP's streamable HTTP, SSE) are written in several small writes;
+        // with Nagle's algorithm on, each one after the first waits for the client's delayed ACK
+        // (~40 ms per MCP round trip, measured). A failure only costs latency, so it is ignored.
+        let _ = stream.set_nodelay(true);
         (EnvelopedIo::new(stream, self.hsts), peer)
     }
 
