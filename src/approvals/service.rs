@@ -141,6 +141,9 @@ pub(crate) async fn audit_expired(tx: &mut crate::db::Tx, expired: &[Uuid]) -> R
     Ok(())
 }
 
+/// Every status an approval request can be in.
+const STATUSES: [&str; 5] = ["pending", "approved", "rejected", "expired", "cancelled"];
+
 pub async fn list(
     state: &AppState,
     who: &Principal,
@@ -149,6 +152,10 @@ pub async fn list(
     pagination: Pagination,
 ) -> Result<(Vec<ApprovalResponse>, i64)> {
     who.authorize::<ListApprovals>()?;
+    // An unknown status can never match a row: a typo gets a 422 rather than a silent empty page.
+    if let Some(status) = status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(Error::invalid_field("status", format!("Invalid status '{status}'. Must be one of: {}", STATUSES.join(", "))));
+    }
     let workflow_id = match workflow {
         Some(uuid) => Some(store::workflow_id_by_uuid(&state.db, uuid).await?.ok_or_else(|| Error::NotFound(format!("Workflow {uuid} not found")))?),
         None => None,
