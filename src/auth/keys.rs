@@ -40,19 +40,44 @@ pub struct NewApiKey<'a> {
     pub allowed_cidrs: Option<&'a [String]>,
 }
 
-fn insert_sql(only_if_table_empty: bool) -> String {
-    let guard = if only_if_table_empty { " WHERE NOT EXISTS (SELECT 1 FROM api_keys)" } else { "" };
+/// How [`insert_with`] guards its insert.
+#[derive(Clone, Copy)]
+enum InsertMode {
+    Always,
+    /// Nothing is inserted when any key, active or not, exists (the bootstrap key).
+    OnlyIfTableEmpty,
+    /// An `is_system` key, unless a key with the same lookup hash exists (revoked or not).
+    SystemIfAbsent,
+}
+
+fn insert_sql(mode: InsertMode) -> String {
+    let (is_system, guard) = match mode {
+        InsertMode::Always => ("FALSE", ""),
+        InsertMode::OnlyIfTableEmpty => ("FALSE", " WHERE NOT EXISTS (SELECT 1 FROM api_keys)"),
+        // `WHERE TRUE`: SQLite needs a WHERE before an upsert clause on INSERT … SELECT.
+        InsertMode::SystemIfAbsent => ("TRUE", " WHERE TRUE ON CONFLICT (lookup_hash) DO NOTHING"),
+    };
     format!(
         "INSERT INTO api_keys (uuid, name, key_prefix, lookup_hash, key_hash, scopes, key_type, \
          is_active, expires_at, allowed_sources, allowed_cidrs, is_system, created_at, updated_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, $11, FALSE, $10, $10{guard} RETURNING {COLUMNS}"
+         SELECT $1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, $11, {is_system}, $10, $10{guard} RETURNING {COLUMNS}"
     )
 }
 
 /// Inserts a key. With `only_if_table_empty`, inserts nothing (returns `None`) when any key,
 /// active or not, already exists: the bootstrap key is printed once in a database's life.
 pub async fn insert(tx: &mut Tx, key: &NewApiKey<'_>, only_if_table_empty: bool) -> sqlx::Result<Option<ApiKeyRow>> {
-    let sql = insert_sql(only_if_table_empty);
+    insert_with(tx, key, if only_if_table_empty { InsertMode::OnlyIfTableEmpty } else { InsertMode::Always }).await
+}
+
+/// Inserts a system key (the sandbox's well-known demo keys) unless a key with the same lookup
+/// hash exists, revoked or not; returns the row when it was inserted.
+pub async fn insert_system_if_absent(tx: &mut Tx, key: &NewApiKey<'_>) -> sqlx::Result<Option<ApiKeyRow>> {
+    insert_with(tx, key, InsertMode::SystemIfAbsent).await
+}
+
+async fn insert_with(tx: &mut Tx, key: &NewApiKey<'_>, mode: InsertMode) -> sqlx::Result<Option<ApiKeyRow>> {
+    let sql = insert_sql(mode);
     let allowed = key.allowed_sources.map(|s| Json(s.to_vec()));
     with_tx!(tx, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::new_v4())
@@ -66,31 +91,6 @@ pub async fn insert(tx: &mut Tx, key: &NewApiKey<'_>, only_if_table_empty: bool)
         .bind(allowed)
         .bind(now())
         .bind(key.allowed_cidrs.map(|c| Json(c.to_vec())))
-        .fetch_optional(p)
-        .await)
-}
-
-/// Inserts a system key (the sandbox's well-known demo keys) unless a key with the same lookup
-/// hash exists, revoked or not; returns the row when it was inserted.
-pub async fn insert_system_if_absent(tx: &mut Tx, key: &NewApiKey<'_>) -> sqlx::Result<Option<ApiKeyRow>> {
-    let sql = format!(
-        "INSERT INTO api_keys (uuid, name, key_prefix, lookup_hash, key_hash, scopes, key_type, \
-         is_active, expires_at, allowed_sources, is_system, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, TRUE, $10, $10) \
-         ON CONFLICT (lookup_hash) DO NOTHING RETURNING {COLUMNS}"
-    );
-    let allowed = key.allowed_sources.map(|s| Json(s.to_vec()));
-    with_tx!(tx, p => sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
-        .bind(Uuid::new_v4())
-        .bind(key.name)
-        .bind(key.key_prefix)
-        .bind(key.lookup_hash)
-        .bind(key.key_hash)
-        .bind(Json(key.scopes.to_vec()))
-        .bind(key.key_type)
-        .bind(key.expires_at)
-        .bind(allowed)
-        .bind(now())
         .fetch_optional(p)
         .await)
 }
