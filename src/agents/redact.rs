@@ -50,13 +50,7 @@ fn luhn_valid(text: &str) -> bool {
     if !(13..=19).contains(&digits.len()) {
         return false;
     }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
-        .sum();
-    sum.is_multiple_of(10)
+    crate::observability::redact::luhn(&digits)
 }
 
 /// `text` with every recognised sensitive substring replaced by `[REDACTED:<kind>]`.

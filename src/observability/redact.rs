@@ -89,7 +89,8 @@ fn mask_digits(run: &str) -> Option<String> {
     None
 }
 
-fn luhn(digits: &[u32]) -> bool {
+/// The Luhn checksum of a card number's digits (also used by the agent payload redactor).
+pub(crate) fn luhn(digits: &[u32]) -> bool {
     let sum: u32 = digits
         .iter()
         .rev()
