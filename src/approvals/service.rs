@@ -12,7 +12,7 @@ use super::store::{self, ApprovalRow, DecidedBy};
 use crate::activity::{self, Actor, NewEvent};
 use crate::audit::{self, Outcome, Record};
 use crate::db::now;
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, Result};
 use crate::operation;
 use crate::pagination::Pagination;
 use crate::service::{Channel, Operation, Principal};
@@ -154,7 +154,8 @@ pub async fn list(
     who.authorize::<ListApprovals>()?;
     // An unknown status can never match a row: a typo gets a 422 rather than a silent empty page.
     if let Some(status) = status.as_deref().filter(|s| !STATUSES.contains(s)) {
-        return Err(Error::invalid_field("status", format!("Invalid status '{status}'. Must be one of: {}", STATUSES.join(", "))));
+        let message = format!("Invalid status '{status}'. Must be one of: {}", STATUSES.join(", "));
+        return Err(Error::Validation(vec![FieldError::new("value_error", vec![json!("query"), json!("status")], message)]));
     }
     let workflow_id = match workflow {
         Some(uuid) => Some(store::workflow_id_by_uuid(&state.db, uuid).await?.ok_or_else(|| Error::NotFound(format!("Workflow {uuid} not found")))?),

@@ -282,6 +282,7 @@ async fn list_filters_bad_input_and_defaults(backend: Backend) {
     expect_error(server.get("/v1/workflow-approvals?page_size=501", &keys.approver).await, 422, "VALIDATION_ERROR").await;
     let error = expect_error(server.get("/v1/workflow-approvals?status=aproved", &keys.approver).await, 422, "VALIDATION_ERROR").await;
     assert!(error.to_string().contains("aproved"), "{error}");
+    assert_eq!(error["error"]["details"]["errors"][0]["loc"], serde_json::json!(["query", "status"]));
     let error = expect_error(server.get(&format!("/v1/workflow-approvals/{unknown}"), &keys.approver).await, 404, "NOT_FOUND").await;
     assert_eq!(error["error"]["message"], format!("Approval request {unknown} not found"));
     expect_error(post(&server, &approve_path(&unknown.to_string()), &keys.approver).await, 404, "NOT_FOUND").await;
