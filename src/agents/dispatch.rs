@@ -1,7 +1,12 @@
-//! Durable agent dispatch: three jobs on the `dispatch` queue.
+//! Durable agent dispatch: three jobs on the `dispatch` queue, and the enrichment pipeline's
+//! direct path.
 //!
-//! * `dispatch_agent_webhooks {alert_id}` — matching (§1.1) on the alert as it is when the job
-//!   runs, then one delivery job per matching agent, enqueued with this job's success in one
+//! * After enrichment ([`enqueue_for_alerts`], in the pipeline's transaction): matching (§1.1) on
+//!   the alert as that transaction sees it, and one `deliver_agent_webhook` job per matching agent
+//!   — the first attempt's body is built when it is sent, so no job sits between enrichment and
+//!   delivery (one hop fewer: the 202 → webhook latency target of issue 11);
+//! * `dispatch_agent_webhooks {alert_id}` (trigger-agents) — the same matching, on the alert as it
+//!   is when the job runs, then the deliveries, enqueued with this job's success in one
 //!   transaction;
 //! * `dispatch_single_agent_webhook {alert_id, agent_id}` — the same for one agent, no matching;
 //! * `deliver_agent_webhook {…, webhook_id, attempt, body}` — ONE attempt of one agent's delivery.
@@ -9,14 +14,18 @@
 //!   next attempt (a new job due after exponential backoff with jitter), commit together with
 //!   the job's success. No worker ever sleeps between attempts.
 //!
-//! The body and `webhook-id` travel in the delivery job, so every retry — including the re-run
-//! of a job whose worker was killed mid-send (its lease expires and the reaper hands it out
-//! again) — sends the same bytes under the same id: receivers drop duplicates by id.
+//! The `webhook-id` travels in the delivery job from the start, and the body from the first
+//! attempt on, so every retry sends the same bytes under the same id. A first attempt whose
+//! worker was killed mid-send is re-run (its lease expires and the reaper hands it out again)
+//! under the same id with its body built again at the same `generated_at`: the same bytes unless
+//! the alert changed in between. Receivers drop duplicates by id.
 //!
 //! The three are typed `Job`s registered in `app::job_registry`.
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -104,17 +113,47 @@ pub struct DeliveryJob {
     attempt: i32,
     /// Whether an earlier attempt timed out (the outcome is then `timeout`, as Calseta reports).
     any_timeout: bool,
-    body: Value,
+    /// The bytes' source, fixed from the first attempt on; `None` before it (queued by the
+    /// pipeline: built at send time, at `generated_at`).
+    body: Option<Value>,
+    /// The payload's `_metadata.generated_at` when the body is built at send time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    generated_at: Option<DateTime<Utc>>,
 }
 
-/// After enrichment: a matching job per alert, in the caller's transaction — unless no agent
-/// is active, in which case nothing could match and the queue is spared.
+impl DeliveryJob {
+    /// Which shared payload a first attempt without a body is sent with (the pipeline always
+    /// sets `generated_at` when it leaves the body out).
+    fn payload_key(&self) -> (i64, DateTime<Utc>) {
+        (self.alert_id, self.generated_at.unwrap_or_default())
+    }
+}
+
+/// After enrichment, in the pipeline's transaction: matches the alerts against the active agents
+/// and queues one delivery per match (nothing when no agent is active).
 pub async fn enqueue_for_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<()> {
-    if alert_ids.is_empty() || !store::any_active(tx).await? {
+    if alert_ids.is_empty() {
         return Ok(());
     }
-    let jobs: Vec<MatchJob> = alert_ids.iter().map(|&alert_id| MatchJob { alert_id }).collect();
-    crate::jobs::enqueue_many(tx, &jobs).await.map(|_| ())
+    let agents = store::active_in(tx).await?;
+    if agents.is_empty() {
+        return Ok(());
+    }
+    let generated_at = now();
+    let mut deliveries = Vec::new();
+    for (alert_id, source_name, severity, tags) in store::match_facts_in(tx, alert_ids).await? {
+        let facts = matching::Facts { source_name, severity, tags: tags.0 };
+        deliveries.extend(agents.iter().filter(|a| matching::matches(a, &facts)).map(|agent| DeliveryJob {
+            alert_id,
+            agent_id: agent.id,
+            webhook_id: super::signing::new_message_id(),
+            attempt: 1,
+            any_timeout: false,
+            body: None,
+            generated_at: Some(generated_at),
+        }));
+    }
+    crate::jobs::enqueue_many(tx, &deliveries).await.map(|_| ())
 }
 
 /// `trigger-agents`: a matching job, even when nothing matches now (the worker re-evaluates).
@@ -146,12 +185,13 @@ fn first_delivery(alert_id: i64, agent: &AgentRow, shared: &Value) -> DeliveryJo
         webhook_id: super::signing::new_message_id(),
         attempt: 1,
         any_timeout: false,
-        body: payload::for_agent(shared, agent.redact_untrusted_fields),
+        body: Some(payload::for_agent(shared, agent.redact_untrusted_fields)),
+        generated_at: None,
     }
 }
 
 async fn run_match(state: &AppState, job: &JobCtx, MatchJob { alert_id }: MatchJob) -> Result<(), JobError> {
-    let shared = payload::for_alert(&state.db, alert_id, &state.settings.calseta_api_base_url).await.map_err(retry)?;
+    let shared = payload::for_alert(&state.db, alert_id, &state.settings.calseta_api_base_url, now()).await.map_err(retry)?;
     let deliveries = match shared {
         // The alert was deleted since: nothing to send.
         None => Vec::new(),
@@ -170,7 +210,7 @@ async fn run_single(state: &AppState, job: &JobCtx, SingleJob { alert_id, agent_
             tracing::info!(agent_id, alert_id, "dispatch_single_agent_webhook: the agent was deleted");
             Vec::new()
         }
-        Some(agent) => match payload::for_alert(&state.db, alert_id, &state.settings.calseta_api_base_url).await.map_err(retry)? {
+        Some(agent) => match payload::for_alert(&state.db, alert_id, &state.settings.calseta_api_base_url, now()).await.map_err(retry)? {
             None => {
                 tracing::info!(agent_id, alert_id, "dispatch_single_agent_webhook: the alert was deleted");
                 Vec::new()
@@ -208,9 +248,10 @@ async fn run_deliveries(state: &AppState, batch: Vec<(DeliveryJob, JobCtx)>) -> 
         return Vec::new();
     }
     let count = batch.len();
+    let shared = &shared_payloads(state, &batch).await;
     let sends = futures::future::join_all(batch.into_iter().enumerate().map(|(i, (delivery, job))| async move {
         let id = job.id();
-        (i, id, send_delivery(state, delivery, job).await)
+        (i, id, send_delivery(state, delivery, job, shared).await)
     }))
     .await;
     let mut outcomes: Vec<Option<Result<(), JobError>>> = (0..count).map(|_| None).collect();
@@ -239,15 +280,43 @@ async fn run_deliveries(state: &AppState, batch: Vec<(DeliveryJob, JobCtx)>) -> 
     outcomes.into_iter().map(|o| o.unwrap_or(Ok(()))).collect()
 }
 
+/// The shared payloads the batch's first attempts need (those queued by the pipeline carry no
+/// body yet), built once per alert and `generated_at`: `Ok(None)` when the alert was deleted.
+type SharedPayloads = HashMap<(i64, DateTime<Utc>), Result<Option<Value>, String>>;
+
+async fn shared_payloads(state: &AppState, batch: &[(DeliveryJob, JobCtx)]) -> SharedPayloads {
+    let keys: BTreeSet<(i64, DateTime<Utc>)> =
+        batch.iter().filter(|(d, _)| d.body.is_none()).map(|(d, _)| d.payload_key()).collect();
+    let base = &state.settings.calseta_api_base_url;
+    let built = futures::future::join_all(keys.iter().map(|&(alert_id, at)| payload::for_alert(&state.db, alert_id, base, at))).await;
+    keys.into_iter().zip(built).map(|(key, result)| (key, result.map_err(|e| e.to_string()))).collect()
+}
+
 /// Sends one attempt (outside any transaction); `None` when the agent or the alert was deleted
 /// since (their runs and events went with them): nothing left to deliver or to report on.
 /// (`Err(job)` hands the job back: there is nothing to send, it only has to be completed.)
-async fn send_delivery(state: &AppState, delivery: DeliveryJob, job: JobCtx) -> Result<Result<Sent, JobCtx>, JobError> {
+async fn send_delivery(
+    state: &AppState,
+    mut delivery: DeliveryJob,
+    job: JobCtx,
+    shared: &SharedPayloads,
+) -> Result<Result<Sent, JobCtx>, JobError> {
     let agent = store::find_by_id(&state.db, delivery.agent_id).await?;
     let alert_exists = store::alert_uuid(&state.db, delivery.alert_id).await?.is_some();
     let Some(agent) = agent.filter(|_| alert_exists) else { return Ok(Err(job)) };
+    let body = match delivery.body.take() {
+        Some(body) => body,
+        None => match shared.get(&delivery.payload_key()) {
+            Some(Ok(Some(shared))) => payload::for_agent(shared, agent.redact_untrusted_fields),
+            Some(Ok(None)) => return Ok(Err(job)),
+            Some(Err(e)) => return Err(JobError::Retry(e.clone())),
+            None => return Err(JobError::Retry("the delivery's payload was not built".into())),
+        },
+    };
     let secrets = delivery::open_secrets(state, &agent).await?;
-    let attempt = delivery::send(state, &agent, &secrets, &delivery.webhook_id, &delivery.body).await;
+    let attempt = delivery::send(state, &agent, &secrets, &delivery.webhook_id, &body).await;
+    // From here on the body travels with the delivery: every retry sends these bytes.
+    delivery.body = Some(body);
     tracing::info!(agent_uuid = %agent.uuid, alert_id = delivery.alert_id, webhook_id = %delivery.webhook_id,
         attempt = delivery.attempt, status = attempt.status, status_code = attempt.status_code, error = attempt.error.as_deref(),
         elapsed_ms = attempt.elapsed.as_millis() as u64, "agent webhook attempt");

@@ -24,9 +24,9 @@ use crate::db::Tx;
 use crate::egress::Egress;
 use crate::state::AppState;
 
-/// After an alert's enrichment committed (new alert, re-enrich, indicators added with enrich):
-/// queues agent matching for `alert_ids` in the caller's transaction, so an enriched alert
-/// always has its dispatch. Nothing is queued while no agent is active.
+/// In the transaction that marks alerts enriched (new alert, re-enrich, indicators added with
+/// enrich): matches `alert_ids` against the active agents and queues one delivery per match, so
+/// an enriched alert always has its dispatch. Nothing is queued while no agent is active.
 pub async fn enqueue_dispatch_for_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<()> {
     dispatch::enqueue_for_alerts(tx, alert_ids).await
 }

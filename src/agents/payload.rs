@@ -40,8 +40,9 @@ fn iso_opt(at: Option<DateTime<Utc>>) -> Value {
     at.map_or(Value::Null, |at| Value::String(iso(at)))
 }
 
-/// The payload for the alert with internal id `alert_id`, or `None` if it no longer exists.
-pub async fn for_alert(db: &Db, alert_id: i64, api_base_url: &str) -> crate::error::Result<Option<Value>> {
+/// The payload for the alert with internal id `alert_id` as generated at `generated_at`, or
+/// `None` if the alert no longer exists.
+pub async fn for_alert(db: &Db, alert_id: i64, api_base_url: &str, generated_at: DateTime<Utc>) -> crate::error::Result<Option<Value>> {
     let Some(uuid) = store::alert_uuid(db, alert_id).await? else { return Ok(None) };
     let Some(alert) = crate::alerts::store::find_by_uuid(db, uuid).await? else { return Ok(None) };
     let indicators: Vec<IndicatorResponse> =
@@ -77,7 +78,7 @@ pub async fn for_alert(db: &Db, alert_id: i64, api_base_url: &str) -> crate::err
         })
         .collect();
     let metadata = json!({
-        "generated_at": iso(crate::db::now()),
+        "generated_at": iso(generated_at),
         "alert_source": alert.source_name,
         "indicator_count": indicators.len(),
         "enrichment": {"succeeded": succeeded, "failed": failed, "enriched_at": iso_opt(alert.enriched_at)},

@@ -57,10 +57,28 @@ pub async fn active(db: &Db) -> sqlx::Result<Vec<AgentRow>> {
     with_db!(db, p => sqlx::query_as::<_, AgentRow>(sqlx::AssertSqlSafe(sql)).fetch_all(p).await)
 }
 
-/// Whether any agent is active: lets the pipeline skip the matching job when none could match.
-pub async fn any_active(tx: &mut Tx) -> sqlx::Result<bool> {
-    with_tx!(tx, c => sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM agent_registrations WHERE is_active = TRUE)")
-        .fetch_one(c).await)
+/// Every active agent, oldest first, read in the caller's transaction (the enrichment pipeline
+/// matches inside the transaction that marks the alerts enriched).
+pub async fn active_in(tx: &mut Tx) -> sqlx::Result<Vec<AgentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM agent_registrations WHERE is_active = TRUE ORDER BY created_at, id");
+    with_tx!(tx, c => sqlx::query_as::<_, AgentRow>(sqlx::AssertSqlSafe(sql)).fetch_all(c).await)
+}
+
+/// What matching reads of an alert: `(id, source_name, severity, tags)`, in the caller's
+/// transaction.
+pub async fn match_facts_in(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<Vec<(i64, String, String, Json<Vec<String>>)>> {
+    if alert_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (1..=alert_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("SELECT id, source_name, severity, tags FROM alerts WHERE id IN ({})", list.join(", "));
+    with_tx!(tx, c => {
+        let mut query = sqlx::query_as::<_, (i64, String, String, Json<Vec<String>>)>(sqlx::AssertSqlSafe(sql));
+        for id in alert_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(c).await
+    })
 }
 
 pub async fn find_by_uuid(db: &Db, uuid: Uuid) -> sqlx::Result<Option<AgentRow>> {

@@ -18,10 +18,10 @@ use crate::crypto::Cipher;
 use crate::db::Db;
 use crate::egress::Egress;
 
-/// One indicator linked to an alert, as the pipeline hands it to enrichment.
-#[derive(Debug, Clone)]
+/// One indicator of an alert, as the pipeline hands it to enrichment: enrichment runs before the
+/// pipeline's transaction upserts the indicators, so it is known by `(type, value)`, not by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IndicatorRef {
-    pub id: i64,
     pub itype: String,
     pub value: String,
 }
@@ -29,7 +29,7 @@ pub struct IndicatorRef {
 /// What enrichment produced for one indicator.
 #[derive(Debug, Clone)]
 pub struct IndicatorOutcome {
-    pub indicator_id: i64,
+    pub indicator: IndicatorRef,
     /// `{provider_name: EnrichmentResult}` — merged over the stored results.
     pub results: Map<String, Value>,
     /// Worst verdict of the successful results (`Pending` when none).
@@ -237,7 +237,7 @@ impl Enricher {
                 }
                 stored.insert(provider.clone(), serde_json::to_value(&lookup.result).unwrap_or(Value::Null));
             }
-            outcome.indicators.push(IndicatorOutcome { indicator_id: indicator.id, results: stored, malice });
+            outcome.indicators.push(IndicatorOutcome { indicator: indicator.clone(), results: stored, malice });
         }
         outcome
     }

@@ -3,10 +3,10 @@
 //!
 //! The pipeline's contract with this module (used by `ingest::pipeline`):
 //! 1. `Enricher::wants(db, types)` — does any configured provider support one of these indicator
-//!    types? When false the alert is complete as extracted (the fast path: one transaction).
-//! 2. `Enricher::enrich_alert(indicators)` — runs every provider for every indicator (outside any
-//!    transaction: it waits on the network) and returns an `AlertOutcome`.
-//! 3. `record_outcome(tx, outcome)` — writes the indicators' results and verdicts in the
+//!    types? When false the alert is complete as extracted (nothing to run).
+//! 2. `Enricher::enrich_alert(indicators)` — runs every provider for every `(type, value)` (before
+//!    any transaction: it waits on the network) and returns an `AlertOutcome`.
+//! 3. `record_verdicts(tx, verdicts)` — writes the indicators' results and verdicts in the
 //!    pipeline's final transaction; `AlertOutcome::activity_references` is the
 //!    `alert_enrichment_completed` event's references.
 //!
@@ -51,9 +51,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().merge(lookups::routes()).merge(providers::routes()).merge(extractions::routes())
 }
 
-/// Writes the indicators' merged results, `is_enriched` and malice (unless an analyst set it).
-pub async fn record_outcome(tx: &mut Tx, outcome: &AlertOutcome) -> sqlx::Result<()> {
-    store::record_indicator_results(tx, &outcome.indicators).await
+/// Writes the indicators' merged results, `is_enriched` and malice (unless an analyst set it):
+/// `verdicts` pairs each indicator's id with what enrichment produced for it.
+pub async fn record_verdicts(tx: &mut Tx, verdicts: &[(i64, &IndicatorOutcome)]) -> sqlx::Result<()> {
+    store::record_indicator_results(tx, verdicts).await
 }
 
 /// Seeds the builtin providers (idempotent; see `store::seed_builtins`).

@@ -101,29 +101,68 @@ pub async fn seed_builtins(db: &Db) -> sqlx::Result<(usize, usize)> {
 // ---------------------------------------------------------------------------------------------
 
 /// Merges each indicator's new results over its stored ones (shallow, by provider key), sets
-/// `is_enriched`, and sets `malice` unless an analyst owns the verdict. Rows are read and written
-/// in the caller's transaction (locked on PostgreSQL), so concurrent jobs enriching the same
-/// indicator cannot lose each other's provider results.
-pub async fn record_indicator_results(tx: &mut Tx, outcomes: &[super::IndicatorOutcome]) -> sqlx::Result<()> {
+/// `is_enriched`, and sets `malice` unless an analyst owns the verdict, in the caller's
+/// transaction. Verdicts for one indicator are merged here first, in order (the later wins per
+/// provider and for malice), so each row is written once.
+///
+/// PostgreSQL: the rows are locked in ascending id order first — concurrent batches sharing
+/// indicators then wait for each other instead of deadlocking — and written by one set-based
+/// `UPDATE … FROM UNNEST` that merges with `||` in the database: two round trips for a batch,
+/// where a read and a write per indicator made the recording transaction the pipeline's tail.
+/// SQLite (in-process, no round trips; the transaction holds the write lock): read, merge, write.
+pub async fn record_indicator_results(tx: &mut Tx, verdicts: &[(i64, &super::IndicatorOutcome)]) -> sqlx::Result<()> {
+    let mut merged: std::collections::BTreeMap<i64, (serde_json::Map<String, Value>, &str)> = std::collections::BTreeMap::new();
+    for (id, outcome) in verdicts {
+        let entry = merged.entry(*id).or_insert_with(|| (serde_json::Map::new(), outcome.malice.as_str()));
+        entry.0.extend(outcome.results.iter().map(|(k, v)| (k.clone(), v.clone())));
+        entry.1 = outcome.malice.as_str();
+    }
+    if merged.is_empty() {
+        return Ok(());
+    }
     let at = now();
-    for outcome in outcomes {
-        let lock = if matches!(tx, Tx::Postgres(_)) { " FOR UPDATE" } else { "" };
-        let sql = format!("SELECT enrichment_results FROM indicators WHERE id = $1{lock}");
-        let stored: Option<Option<Json<Value>>> =
-            with_tx!(tx, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(outcome.indicator_id).fetch_optional(c).await)?;
-        let Some(stored) = stored else { continue };
-        let mut merged = match stored {
-            Some(Json(Value::Object(map))) => map,
-            _ => serde_json::Map::new(),
-        };
-        for (provider, result) in &outcome.results {
-            merged.insert(provider.clone(), result.clone());
+    match tx {
+        Tx::Postgres(c) => {
+            let ids: Vec<i64> = merged.keys().copied().collect();
+            sqlx::query("SELECT id FROM indicators WHERE id = ANY($1) ORDER BY id FOR UPDATE").bind(&ids).execute(&mut **c).await?;
+            let results: Vec<Json<Value>> = merged.values().map(|(r, _)| Json(Value::Object(r.clone()))).collect();
+            let malice: Vec<&str> = merged.values().map(|(_, m)| *m).collect();
+            sqlx::query(
+                "UPDATE indicators AS i SET enrichment_results = COALESCE(i.enrichment_results, '{}'::jsonb) || v.results, \
+                 is_enriched = TRUE, malice = CASE WHEN i.malice_source = 'analyst' THEN i.malice ELSE v.malice END, updated_at = $4 \
+                 FROM UNNEST($1::bigint[], $2::jsonb[], $3::text[]) AS v(id, results, malice) WHERE i.id = v.id",
+            )
+            .bind(&ids)
+            .bind(&results)
+            .bind(&malice)
+            .bind(at)
+            .execute(&mut **c)
+            .await?;
         }
-        with_tx!(tx, c => sqlx::query(
-            "UPDATE indicators SET enrichment_results = $2, is_enriched = TRUE, \
-             malice = CASE WHEN malice_source = 'analyst' THEN malice ELSE $3 END, updated_at = $4 WHERE id = $1")
-            .bind(outcome.indicator_id).bind(Json(Value::Object(merged))).bind(&outcome.malice).bind(at)
-            .execute(c).await.map(|_| ()))?;
+        Tx::Sqlite(c) => {
+            for (id, (results, malice)) in merged {
+                let stored: Option<Option<Json<Value>>> = sqlx::query_scalar("SELECT enrichment_results FROM indicators WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **c)
+                    .await?;
+                let Some(stored) = stored else { continue };
+                let mut row = match stored {
+                    Some(Json(Value::Object(map))) => map,
+                    _ => serde_json::Map::new(),
+                };
+                row.extend(results);
+                sqlx::query(
+                    "UPDATE indicators SET enrichment_results = $2, is_enriched = TRUE, \
+                     malice = CASE WHEN malice_source = 'analyst' THEN malice ELSE $3 END, updated_at = $4 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(Json(Value::Object(row)))
+                .bind(malice)
+                .bind(at)
+                .execute(&mut **c)
+                .await?;
+            }
+        }
     }
     Ok(())
 }

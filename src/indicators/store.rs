@@ -103,37 +103,20 @@ pub async fn linked_to_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<Ve
     })
 }
 
-/// How many indicators are linked to each of `alert_ids` (absent: none), inside the caller's
-/// transaction.
-pub async fn link_counts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<Vec<(i64, i64)>> {
+/// Every indicator already linked to each of `alert_ids`: `(alert_id, type, value)`, read before
+/// the pipeline's transaction (links added through the API count for enrichment too).
+pub async fn linked_pairs(db: &Db, alert_ids: &[i64]) -> sqlx::Result<Vec<(i64, String, String)>> {
     if alert_ids.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT alert_id, COUNT(*) FROM alert_indicators WHERE alert_id IN ({}) GROUP BY alert_id",
-        placeholders(alert_ids.len())
-    );
-    with_tx!(tx, c => {
-        let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql));
-        for id in alert_ids {
-            query = query.bind(*id);
-        }
-        query.fetch_all(c).await
-    })
-}
-
-/// The distinct indicator types already linked to each of `alert_ids`: `(alert_id, type)`.
-pub async fn linked_types(db: &Db, alert_ids: &[i64]) -> sqlx::Result<Vec<(i64, String)>> {
-    if alert_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT DISTINCT alert_indicators.alert_id, indicators.type FROM alert_indicators \
-         JOIN indicators ON indicators.id = alert_indicators.indicator_id WHERE alert_indicators.alert_id IN ({})",
+        "SELECT alert_indicators.alert_id, indicators.type, indicators.value FROM alert_indicators \
+         JOIN indicators ON indicators.id = alert_indicators.indicator_id WHERE alert_indicators.alert_id IN ({}) \
+         ORDER BY alert_indicators.id",
         placeholders(alert_ids.len())
     );
     with_db!(db, p => {
-        let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(sql));
         for id in alert_ids {
             query = query.bind(*id);
         }
