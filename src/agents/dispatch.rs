@@ -26,6 +26,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::future::{BoxFuture, FutureExt, Shared};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -248,7 +249,7 @@ async fn run_deliveries(state: &AppState, batch: Vec<(DeliveryJob, JobCtx)>) -> 
         return Vec::new();
     }
     let count = batch.len();
-    let shared = &shared_payloads(state, &batch).await;
+    let shared = &shared_payloads(state, &batch);
     let sends = futures::future::join_all(batch.into_iter().enumerate().map(|(i, (delivery, job))| async move {
         let id = job.id();
         (i, id, send_delivery(state, delivery, job, shared).await)
@@ -281,15 +282,23 @@ async fn run_deliveries(state: &AppState, batch: Vec<(DeliveryJob, JobCtx)>) -> 
 }
 
 /// The shared payloads the batch's first attempts need (those queued by the pipeline carry no
-/// body yet), built once per alert and `generated_at`: `Ok(None)` when the alert was deleted.
-type SharedPayloads = HashMap<(i64, DateTime<Utc>), Result<Option<Value>, String>>;
+/// body yet), one per alert and `generated_at`, each built once by whichever of its deliveries
+/// asks first: a delivery goes out as soon as its own payload is ready, not when the whole
+/// batch's are. `Ok(None)` when the alert was deleted.
+type PayloadFuture = Shared<BoxFuture<'static, Result<Option<Value>, String>>>;
+type SharedPayloads = HashMap<(i64, DateTime<Utc>), PayloadFuture>;
 
-async fn shared_payloads(state: &AppState, batch: &[(DeliveryJob, JobCtx)]) -> SharedPayloads {
-    let keys: BTreeSet<(i64, DateTime<Utc>)> =
-        batch.iter().filter(|(d, _)| d.body.is_none()).map(|(d, _)| d.payload_key()).collect();
-    let base = &state.settings.calseta_api_base_url;
-    let built = futures::future::join_all(keys.iter().map(|&(alert_id, at)| payload::for_alert(&state.db, alert_id, base, at))).await;
-    keys.into_iter().zip(built).map(|(key, result)| (key, result.map_err(|e| e.to_string()))).collect()
+fn shared_payloads(state: &AppState, batch: &[(DeliveryJob, JobCtx)]) -> SharedPayloads {
+    let keys: BTreeSet<(i64, DateTime<Utc>)> = batch.iter().filter(|(d, _)| d.body.is_none()).map(|(d, _)| d.payload_key()).collect();
+    keys.into_iter()
+        .map(|(alert_id, at)| {
+            let state = state.clone();
+            let build = async move {
+                payload::for_alert(&state.db, alert_id, &state.settings.calseta_api_base_url, at).await.map_err(|e| e.to_string())
+            };
+            ((alert_id, at), build.boxed().shared())
+        })
+        .collect()
 }
 
 /// Sends one attempt (outside any transaction); `None` when the agent or the alert was deleted
@@ -306,12 +315,16 @@ async fn send_delivery(
     let Some(agent) = agent.filter(|_| alert_exists) else { return Ok(Err(job)) };
     let body = match delivery.body.take() {
         Some(body) => body,
-        None => match shared.get(&delivery.payload_key()) {
-            Some(Ok(Some(shared))) => payload::for_agent(shared, agent.redact_untrusted_fields),
-            Some(Ok(None)) => return Ok(Err(job)),
-            Some(Err(e)) => return Err(JobError::Retry(e.clone())),
-            None => return Err(JobError::Retry("the delivery's payload was not built".into())),
-        },
+        None => {
+            let Some(built) = shared.get(&delivery.payload_key()) else {
+                return Err(JobError::Retry("the delivery's payload was not built".into()));
+            };
+            match built.clone().await {
+                Ok(Some(shared)) => payload::for_agent(&shared, agent.redact_untrusted_fields),
+                Ok(None) => return Ok(Err(job)),
+                Err(e) => return Err(JobError::Retry(e)),
+            }
+        }
     };
     let secrets = delivery::open_secrets(state, &agent).await?;
     let attempt = delivery::send(state, &agent, &secrets, &delivery.webhook_id, &body).await;

@@ -206,7 +206,7 @@ async fn wait_for_spans(collector: &Collector, trace_id: &str, names: &[&str]) -
 }
 
 /// The spans every alert's trace holds, by name.
-const ALERT_TRACE: &[&str] = &["POST /v1/alerts", "enrich_alert", "dispatch_agent_webhooks", "deliver_agent_webhook"];
+const ALERT_TRACE: &[&str] = &["POST /v1/alerts", "enrich_alert", "deliver_agent_webhook"];
 
 async fn one_trace_from_ingest_to_the_agent(backend: Backend) {
     let collector = Collector::start().await;
@@ -232,14 +232,14 @@ async fn one_trace_from_ingest_to_the_agent(backend: Backend) {
     // The webhook's parent is its own client span too.
     let post = spans.iter().find(|s| s.span_id == traceparent.split('-').nth(2).unwrap()).expect("the webhook's client span");
     assert_eq!((post.name.as_str(), post.attribute("http.request.method")), ("POST 127.0.0.1", Some("POST")));
-    // The chain is parent to child: request → enrich job → dispatch job → delivery job → POST.
+    // The chain is parent to child: request → enrich job → delivery job (queued by the enrich
+    // job's transaction) → POST.
     let by_name = |name: &str| spans.iter().find(|s| s.name == name).unwrap();
     let request = by_name("POST /v1/alerts");
     assert_eq!(request.parent_span_id, "", "the request span is the root");
     assert_eq!(by_name("enrich_alert").parent_span_id, request.span_id);
     assert_eq!(get.parent_span_id, by_name("enrich_alert").span_id);
-    assert_eq!(by_name("dispatch_agent_webhooks").parent_span_id, by_name("enrich_alert").span_id);
-    assert_eq!(by_name("deliver_agent_webhook").parent_span_id, by_name("dispatch_agent_webhooks").span_id);
+    assert_eq!(by_name("deliver_agent_webhook").parent_span_id, by_name("enrich_alert").span_id);
     assert_eq!(post.parent_span_id, by_name("deliver_agent_webhook").span_id);
     assert!(spans.iter().all(|s| s.service_name == "calseta-under-test"));
     // No span carries a URL path, a query or the indicator value.
