@@ -486,7 +486,8 @@ async fn secret_rotation_overlap(backend: Backend) {
 dual!(secret_rotation_overlap);
 
 /// kill -9 while a delivery is in flight: after restart the same delivery (same webhook-id,
-/// same bytes) arrives, once the dead worker's lease expired.
+/// same bytes: the first attempt's body is rebuilt at the same `generated_at`, and nothing about
+/// the alert or the configuration changed) arrives, once the dead worker's lease expired.
 async fn kill9_mid_dispatch_redelivers(backend: Backend) {
     let receiver = Receiver::start().await;
     let env = [("QUEUE_LEASE_SECONDS", "10"), ("QUEUE_POLL_INTERVAL_MS", "100")];
@@ -496,7 +497,13 @@ async fn kill9_mid_dispatch_redelivers(backend: Backend) {
     let stalled = receiver.wait_for("stall-once", 1, Duration::from_secs(20)).await.remove(0);
     first.kill9();
     let mut builder = TestServer::builder(backend_of(&first)).sharing(&first);
-    for (k, v) in [("ENCRYPTION_KEY", TEST_KEY), ("SSRF_ALLOWED_HOSTS", receiver.allow_entry().as_str())].into_iter().chain(env) {
+    let allow = receiver.allow_entry();
+    let restarted = [
+        ("ENCRYPTION_KEY", TEST_KEY),
+        ("SSRF_ALLOWED_HOSTS", allow.as_str()),
+        ("CALSETA_API_BASE_URL", "https://calseta.example"),
+    ];
+    for (k, v) in restarted.into_iter().chain(env) {
         builder = builder.env(k, v);
     }
     let second = builder.start().await;
