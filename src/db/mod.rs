@@ -13,7 +13,7 @@ use sqlx::{PgPool, SqlitePool};
 
 mod filter;
 
-pub use filter::{Bind, Filter, fetch_page};
+pub use filter::{Bind, Filter, fetch_page, fetch_page_deferred};
 pub use sqlx::types::Json;
 
 /// This process's write connection to one SQLite file. The mutex around it is the write gate:
