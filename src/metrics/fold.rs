@@ -167,7 +167,6 @@ struct AlertCounts {
     by_source: BTreeMap<String, i64>,
     active_by_severity: BTreeMap<String, i64>,
     active: i64,
-    by_day: BTreeMap<String, i64>,
 }
 
 fn count_alerts(groups: &[AlertGroup]) -> AlertCounts {
@@ -176,7 +175,6 @@ fn count_alerts(groups: &[AlertGroup]) -> AlertCounts {
         *counts.by_status.entry(g.status.clone()).or_default() += g.alerts;
         *counts.by_severity.entry(g.severity.clone()).or_default() += g.alerts;
         *counts.by_source.entry(g.source_name.clone()).or_default() += g.alerts;
-        *counts.by_day.entry(g.day.clone()).or_default() += g.alerts;
         if ACTIVE_STATUSES.contains(&g.status.as_str()) {
             counts.active += g.alerts;
             *counts.active_by_severity.entry(g.severity.clone()).or_default() += g.alerts;
@@ -194,6 +192,7 @@ pub fn alert_metrics(
     to: DateTime<Utc>,
     totals: &AlertTotals,
     groups: &[AlertGroup],
+    days: BTreeMap<String, i64>,
     rules: Vec<RuleCount>,
 ) -> AlertMetrics {
     let counts = count_alerts(groups);
@@ -204,7 +203,7 @@ pub fn alert_metrics(
         alerts_by_status: counts.by_status,
         alerts_by_severity: counts.by_severity,
         alerts_by_source: counts.by_source,
-        alerts_over_time: series(counts.by_day),
+        alerts_over_time: series(days),
         false_positive_rate: rate(totals.false_positives, totals.closed),
         mean_time_to_enrich: totals.enrich_seconds,
         mean_time_to_detect: totals.detect_seconds,

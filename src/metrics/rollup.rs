@@ -139,6 +139,10 @@ impl Sums {
 }
 
 /// The aggregate columns over `alerts`, named as the rollup's (`alerts` … `conclude_n`).
+///
+/// A duration's count is the count of its later column: the earlier one (`ingested_at`,
+/// `occurred_at`, `created_at`) is NOT NULL, so that is the count of non-null durations without
+/// computing each duration twice per row (the live scan's main cost after the rows' reads).
 fn live_aggregates(d: &Dialect) -> String {
     let enrich = d.seconds("enriched_at", "ingested_at");
     let detect = d.seconds("created_at", "occurred_at");
@@ -148,9 +152,9 @@ fn live_aggregates(d: &Dialect) -> String {
     format!(
         "COUNT(*) FILTER (WHERE is_enriched) AS enriched, \
          COUNT(*) FILTER (WHERE status = 'Closed' AND close_classification LIKE 'False Positive%') AS false_positives, \
-         SUM({enrich}) FILTER (WHERE is_enriched) AS enrich_sum, COUNT({enrich}) FILTER (WHERE is_enriched) AS enrich_n, \
-         SUM({detect}) AS detect_sum, COUNT({detect}) AS detect_n, SUM({ack}) AS ack_sum, COUNT({ack}) AS ack_n, \
-         SUM({triage}) AS triage_sum, COUNT({triage}) AS triage_n, SUM({close}) AS conclude_sum, COUNT({close}) AS conclude_n"
+         SUM({enrich}) FILTER (WHERE is_enriched) AS enrich_sum, COUNT(enriched_at) FILTER (WHERE is_enriched) AS enrich_n, \
+         SUM({detect}) AS detect_sum, COUNT(*) AS detect_n, SUM({ack}) AS ack_sum, COUNT(acknowledged_at) AS ack_n, \
+         SUM({triage}) AS triage_sum, COUNT(triaged_at) AS triage_n, SUM({close}) AS conclude_sum, COUNT(closed_at) AS conclude_n"
     )
 }
 
@@ -198,12 +202,33 @@ struct RuleInfo {
     name: String,
 }
 
-async fn fetch_sums(db: &Db, sql: String, binds: &[Bind]) -> sqlx::Result<Sums> {
-    with_db!(db, p => bind_all!(sqlx::query_as::<_, Sums>(sqlx::AssertSqlSafe(sql)), binds).fetch_one(p).await)
+/// One group of a window's alerts with its sums: a status × severity × source group of the
+/// rollups, or a status × severity × source × day × rule group of the live scan.
+#[derive(FromRow)]
+struct SumsGroup {
+    status: String,
+    severity: String,
+    source_name: String,
+    #[sqlx(default)]
+    day: Option<String>,
+    #[sqlx(default)]
+    detection_rule_id: Option<i64>,
+    #[sqlx(flatten)]
+    sums: Sums,
 }
 
-async fn fetch_groups(db: &Db, sql: String, binds: &[Bind]) -> sqlx::Result<Vec<AlertGroup>> {
-    with_db!(db, p => bind_all!(sqlx::query_as::<_, AlertGroup>(sqlx::AssertSqlSafe(sql)), binds).fetch_all(p).await)
+#[derive(FromRow)]
+struct DayTally {
+    day: String,
+    alerts: i64,
+}
+
+async fn fetch_groups(db: &Db, sql: String, binds: &[Bind]) -> sqlx::Result<Vec<SumsGroup>> {
+    with_db!(db, p => bind_all!(sqlx::query_as::<_, SumsGroup>(sqlx::AssertSqlSafe(sql)), binds).fetch_all(p).await)
+}
+
+async fn fetch_days(db: &Db, sql: String, binds: &[Bind]) -> sqlx::Result<Vec<DayTally>> {
+    with_db!(db, p => bind_all!(sqlx::query_as::<_, DayTally>(sqlx::AssertSqlSafe(sql)), binds).fetch_all(p).await)
 }
 
 async fn fetch_rules(db: &Db, sql: String, binds: &[Bind]) -> sqlx::Result<Vec<RuleTally>> {
@@ -219,25 +244,42 @@ async fn state(db: &Db) -> sqlx::Result<(Option<NaiveDate>, BTreeSet<NaiveDate>)
     Ok((until.as_deref().and_then(parse), dirty.iter().filter_map(|d| parse(d)).collect()))
 }
 
-/// Totals, groups (status × severity × source × day) and the ten top rules of `[from, to)`.
-pub async fn alert_window(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<(AlertTotals, Vec<AlertGroup>, Vec<RuleCount>)> {
+/// The alert figures of a window, before shaping (`fold`).
+pub struct AlertWindow {
+    pub totals: AlertTotals,
+    /// By status × severity × source (a combination may appear more than once: add them up).
+    pub groups: Vec<AlertGroup>,
+    /// By UTC day (`YYYY-MM-DD`).
+    pub days: BTreeMap<String, i64>,
+    /// The ten top rules.
+    pub rules: Vec<RuleCount>,
+}
+
+/// Totals, groups, days and the ten top rules of `[from, to)`.
+///
+/// Every statement returns few rows: the rollups are grouped in SQL (a month of them is
+/// ~5,000 rows at 160 status × severity × source combinations a day), and the live ranges are
+/// read in ONE scan (it was three: sums, groups, rules) whose groups carry their sums, folded
+/// here.
+pub async fn alert_window(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sqlx::Result<AlertWindow> {
     let d = Dialect::of(db);
     let (until, dirty) = state(db).await?;
     let plan = plan(from, to, until, &dirty);
     let mut sums = Sums::default();
     let mut groups = Vec::new();
+    let mut days: BTreeMap<String, i64> = BTreeMap::new();
     let mut rules: BTreeMap<i64, i64> = BTreeMap::new();
 
     if let Some((first, end)) = plan.rolled {
         let mut binds = Vec::new();
         let condition = rolled_condition(first, end, &plan.skip, &mut binds);
-        let total = |column: &str| format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT) AS {column}");
+        let total = |column: &str| format!("CAST(SUM({column}) AS BIGINT) AS {column}");
         let sql = format!(
-            "SELECT CAST(COALESCE(SUM(alerts), 0) AS BIGINT) AS total, {}, {}, \
-               CAST(COALESCE(SUM(CASE WHEN status = 'Closed' THEN alerts ELSE 0 END), 0) AS BIGINT) AS closed, \
+            "SELECT status, severity, source_name, CAST(SUM(alerts) AS BIGINT) AS total, {}, {}, \
+               CAST(SUM(CASE WHEN status = 'Closed' THEN alerts ELSE 0 END) AS BIGINT) AS closed, \
                SUM(enrich_sum) AS enrich_sum, {}, SUM(detect_sum) AS detect_sum, {}, SUM(ack_sum) AS ack_sum, {}, \
                SUM(triage_sum) AS triage_sum, {}, SUM(conclude_sum) AS conclude_sum, {} \
-             FROM alert_metrics_daily WHERE {condition}",
+             FROM alert_metrics_daily WHERE {condition} GROUP BY status, severity, source_name",
             total("enriched"),
             total("false_positives"),
             total("enrich_n"),
@@ -246,9 +288,14 @@ pub async fn alert_window(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sq
             total("triage_n"),
             total("conclude_n"),
         );
-        sums.add(&fetch_sums(db, sql, &binds).await?);
-        let sql = format!("SELECT status, severity, source_name, day, alerts FROM alert_metrics_daily WHERE {condition}");
-        groups.extend(fetch_groups(db, sql, &binds).await?);
+        for g in fetch_groups(db, sql, &binds).await? {
+            sums.add(&g.sums);
+            groups.push(AlertGroup { status: g.status, severity: g.severity, source_name: g.source_name, alerts: g.sums.total });
+        }
+        let sql = format!("SELECT day, CAST(SUM(alerts) AS BIGINT) AS alerts FROM alert_metrics_daily WHERE {condition} GROUP BY day");
+        for tally in fetch_days(db, sql, &binds).await? {
+            *days.entry(tally.day).or_default() += tally.alerts;
+        }
         let sql = format!(
             "SELECT detection_rule_id, CAST(SUM(alerts) AS BIGINT) AS alerts FROM alert_rule_metrics_daily WHERE {condition} \
              GROUP BY detection_rule_id"
@@ -261,27 +308,26 @@ pub async fn alert_window(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> sq
     if !plan.live.is_empty() {
         let mut binds = Vec::new();
         let condition = live_condition(&plan.live, &mut binds);
+        let (day_key, day) = d.day_grouped("created_at");
         let sql = format!(
-            "SELECT COUNT(*) AS total, COUNT(*) FILTER (WHERE status = 'Closed') AS closed, {} FROM alerts WHERE {condition}",
+            "SELECT status, severity, source_name, {day} AS day, detection_rule_id, COUNT(*) AS total, \
+               COUNT(*) FILTER (WHERE status = 'Closed') AS closed, {} \
+             FROM alerts WHERE {condition} GROUP BY status, severity, source_name, {day_key}, detection_rule_id",
             live_aggregates(&d)
         );
-        sums.add(&fetch_sums(db, sql, &binds).await?);
-        let day = d.day("created_at");
-        let sql = format!(
-            "SELECT status, severity, source_name, {day} AS day, COUNT(*) AS alerts FROM alerts WHERE {condition} \
-             GROUP BY status, severity, source_name, {day}"
-        );
-        groups.extend(fetch_groups(db, sql, &binds).await?);
-        let sql = format!(
-            "SELECT detection_rule_id, COUNT(*) AS alerts FROM alerts WHERE {condition} AND detection_rule_id IS NOT NULL \
-             GROUP BY detection_rule_id"
-        );
-        for tally in fetch_rules(db, sql, &binds).await? {
-            *rules.entry(tally.detection_rule_id).or_default() += tally.alerts;
+        for g in fetch_groups(db, sql, &binds).await? {
+            sums.add(&g.sums);
+            if let Some(day) = g.day {
+                *days.entry(day).or_default() += g.sums.total;
+            }
+            if let Some(rule) = g.detection_rule_id {
+                *rules.entry(rule).or_default() += g.sums.total;
+            }
+            groups.push(AlertGroup { status: g.status, severity: g.severity, source_name: g.source_name, alerts: g.sums.total });
         }
     }
 
-    Ok((sums.totals(), groups, top_rules(db, rules).await?))
+    Ok(AlertWindow { totals: sums.totals(), groups, days, rules: top_rules(db, rules).await? })
 }
 
 /// The ten rules with the most alerts (ties: oldest rule first), among rules that still exist.

@@ -52,8 +52,8 @@ pub async fn alerts(state: &AppState, who: &Principal, window: WindowQuery) -> R
     who.authorize::<GetAlertMetrics>()?;
     let (from, to) = window.resolve()?;
     let db = &state.db;
-    let (totals, groups, rules) = rollup::alert_window(db, from, to).await?;
-    Ok(fold::alert_metrics(from, to, &totals, &groups, rules))
+    let w = rollup::alert_window(db, from, to).await?;
+    Ok(fold::alert_metrics(from, to, &w.totals, &w.groups, w.days, w.rules))
 }
 
 /// Workflow inventory and the runs created in `[from_time, to_time)`.
@@ -75,8 +75,8 @@ pub async fn summary(state: &AppState, who: &Principal) -> Result<MetricsSummary
     // "No upper bound": rows created after `now` (clock skew between replicas) still count.
     let until = now + Duration::days(365 * 100);
     let db = &state.db;
-    let (totals, groups, _) = rollup::alert_window(db, since, until).await?;
-    let alerts = fold::summary_alerts(&totals, &groups);
+    let w = rollup::alert_window(db, since, until).await?;
+    let alerts = fold::summary_alerts(&w.totals, &w.groups);
     let workflows = fold::summary_workflows(&store::workflow_groups(db).await?, &store::run_days(db, since, until).await?);
     let approvals = fold::summary_approvals(
         &store::approval_counts(db, since).await?,

@@ -327,6 +327,17 @@ async fn summary_of_the_last_30_days(backend: Backend) {
         );
         assert_eq!(server.db_execute(&sql).await, 1);
     }
+    // A queue with only jobs the window does not count (cancelled, finished long ago) is listed
+    // with zeros, as when the whole table was grouped.
+    for (status, finished) in [("cancelled", now - Duration::hours(1)), ("succeeded", old)] {
+        let sql = format!(
+            "INSERT INTO jobs (uuid, queue, task, payload, status, run_at, started_at, finished_at) \
+             VALUES ({}, 'metrics-idle', 'nothing', '{{}}', '{status}', {f}, {f}, {f})",
+            server.uuid_sql(Uuid::new_v4()),
+            f = ts(finished),
+        );
+        assert_eq!(server.db_execute(&sql).await, 1);
+    }
 
     let json = body(server.get("/v1/metrics/summary", &server.admin_key).await).await;
     assert_eq!(json["meta"], json!({}));
@@ -364,6 +375,12 @@ async fn summary_of_the_last_30_days(backend: Backend) {
     assert_close(&entry["avg_duration_seconds"], 3.0);
     let age = entry["oldest_pending_age_seconds"].as_f64().unwrap();
     assert!((100.0..130.0).contains(&age), "oldest pending age {age}");
+    let idle = q["queues"].as_array().unwrap().iter().find(|e| e["queue"] == "metrics-idle").expect("the idle queue").clone();
+    assert_eq!(
+        idle,
+        json!({"queue": "metrics-idle", "pending": 0, "in_progress": 0, "succeeded_30d": 0, "failed_30d": 0,
+               "avg_duration_seconds": null, "oldest_pending_age_seconds": null})
+    );
     assert!(q["total_pending"].as_i64().unwrap() >= 2 && q["total_failed_30d"].as_i64().unwrap() >= 1);
     assert!(q["oldest_pending_age_seconds"].as_f64().unwrap() >= age);
     server.stop().await;
