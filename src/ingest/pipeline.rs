@@ -133,11 +133,10 @@ struct AlertWork {
     alert_id: i64,
     /// The batch's jobs for this alert (normally one).
     jobs: Vec<JobCtx>,
-    /// `(type, value)` pairs of all three passes, unique.
-    extracted: Vec<(String, String)>,
-    /// Every indicator of the alert: the extracted ones, then those linked earlier (through the
-    /// API) that extraction did not find; unique.
+    /// Every indicator of the alert, unique: first the `extracted` ones (all three passes), then
+    /// those linked earlier (through the API) that extraction did not find.
     indicators: Vec<IndicatorRef>,
+    extracted: usize,
     wants_enrichment: bool,
     /// What the providers produced (default: nothing ran).
     outcome: AlertOutcome,
@@ -164,19 +163,18 @@ async fn enrich_batch(state: &AppState, batch: &[Claimed]) -> anyhow::Result<Vec
     let mappings = super::service::current_mappings(state).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut work: Vec<AlertWork> = Vec::with_capacity(loaded.len());
     for alert in loaded {
-        let mut extracted: Vec<(String, String)> = Vec::new();
+        let mut indicators: Vec<IndicatorRef> = Vec::new();
         if let Some(source) = super::sources::get(&alert.source_name) {
             let raw = &alert.raw_payload.0;
             if !raw.is_empty() {
                 let normalized = source.normalize(raw).ok();
-                extracted = extract_all(source, raw, normalized.as_ref(), &mappings, true)
+                indicators = extract_all(source, raw, normalized.as_ref(), &mappings, true)
                     .into_iter()
-                    .map(|c| (c.itype.as_str().to_owned(), c.value))
+                    .map(|c| IndicatorRef { itype: c.itype.as_str().to_owned(), value: c.value })
                     .collect();
             }
         }
-        let mut indicators: Vec<IndicatorRef> =
-            extracted.iter().map(|(itype, value)| IndicatorRef { itype: itype.clone(), value: value.clone() }).collect();
+        let extracted = indicators.len();
         let mut seen: HashSet<IndicatorRef> = indicators.iter().cloned().collect();
         for linked in earlier.remove(&alert.id).unwrap_or_default() {
             if seen.insert(linked.clone()) {
@@ -211,7 +209,7 @@ async fn enrich_batch(state: &AppState, batch: &[Claimed]) -> anyhow::Result<Vec
     let (ready, deleted): (Vec<AlertWork>, Vec<AlertWork>) = ready.into_iter().partition(|w| present.contains(&w.alert_id));
     gone.extend(deleted.into_iter().flat_map(|w| w.jobs));
     let links: Vec<(i64, &str, &str)> =
-        ready.iter().flat_map(|w| w.extracted.iter().map(|(t, v)| (w.alert_id, t.as_str(), v.as_str()))).collect();
+        ready.iter().flat_map(|w| w.indicators[..w.extracted].iter().map(|i| (w.alert_id, i.itype.as_str(), i.value.as_str()))).collect();
     indicators::upsert_and_link_many(&mut tx, &links).await?;
     // Every link counts, including any added through the API since the read above (those are
     // enriched by the job their own change queued).
