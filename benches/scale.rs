@@ -10,7 +10,9 @@
 //! recursive CTE on SQLite), in chunks of 50,000 alerts: alerts with a realistic spread of
 //! sources, severities, statuses, enrichment, tags, rules and times (evenly over the last 60
 //! days), two indicator links each (indicators: a third of the alert count, shared), and one
-//! `alert_ingested` activity event each. It appends to what is there.
+//! `alert_ingested` activity event each; then the finished jobs of the last 7 days (two per alert,
+//! as the 7-day pruning leaves them). It appends to what is there. `seed-jobs` adds only the jobs,
+//! without migrating (to compare a build with an older schema).
 //!
 //! `reads` starts the release binary on the seeded database (role `api` only, rate limits off),
 //! creates an admin key with the CLI and runs `wrk` (Debian: `apt-get install wrk`) against each
@@ -48,7 +50,7 @@ fn parse_args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "seed" | "reads" => args.command = arg,
+            "seed" | "seed-jobs" | "reads" => args.command = arg,
             "--alerts" => args.alerts = it.next().and_then(|v| v.parse().ok()).expect("--alerts N"),
             "--database-url" => args.database_url = it.next().expect("--database-url URL"),
             "--seconds" => args.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
@@ -211,6 +213,7 @@ async fn seed(args: &Args) {
         .await;
         println!("seed: {last}/{} alerts ({:.1} s)", args.alerts, started.elapsed().as_secs_f64());
     }
+    seed_jobs_with(&db, &d, args.alerts).await;
     if d.postgres {
         execute(&db, "ANALYZE".to_owned()).await;
     } else {
@@ -218,6 +221,45 @@ async fn seed(args: &Args) {
         execute(&db, "ANALYZE".to_owned()).await;
     }
     println!("seed: done in {:.1} s", started.elapsed().as_secs_f64());
+    db.close().await;
+}
+
+/// The finished jobs a week of those alerts leaves in the job table (finished jobs are pruned
+/// after 7 days): an enrichment and an agent delivery per alert of the last 7 days, 1% failed.
+async fn seed_jobs_with(db: &Db, d: &Dialect, alerts: i64) {
+    let started = Instant::now();
+    let now = chrono::Utc::now().timestamp();
+    let week = 7 * 86_400;
+    let jobs = alerts * week / SPREAD_SECONDS;
+    let h = "((i * 2654435761) % 1000003)";
+    for (queue, task) in [("enrichment", "enrich_alert"), ("dispatch", "deliver_agent_webhook")] {
+        for first in (1..=jobs).step_by(CHUNK as usize) {
+            let last = (first + CHUNK - 1).min(jobs);
+            let created_s = format!("({now} - {week} + (i * {week}) / {jobs})");
+            let select = format!(
+                "SELECT {uuid}, '{queue}', '{task}', {payload}, CASE WHEN {h} % 100 = 0 THEN 'failed' ELSE 'succeeded' END, 1, \
+                   {run_at}, {started}, {finished}, {run_at}, {finished}",
+                uuid = d.uuid(),
+                payload = d.json("'{}'"),
+                run_at = d.time(&created_s),
+                started = d.time(&format!("{created_s} + 1")),
+                finished = d.time(&format!("{created_s} + 1 + {h} % 3")),
+            );
+            execute(db, format!(
+                "INSERT INTO jobs (uuid, queue, task, payload, status, attempts, run_at, started_at, finished_at, created_at, updated_at) {}",
+                d.series(first, last, &select)
+            ))
+            .await;
+        }
+    }
+    println!("seed: {} finished jobs ({:.1} s)", 2 * jobs, started.elapsed().as_secs_f64());
+}
+
+/// `seed-jobs`: only the finished jobs, into a database of any schema version (no migration).
+async fn seed_jobs(args: &Args) {
+    let db = Db::connect(&args.database_url, 2).await.expect("connect");
+    let d = Dialect { postgres: matches!(db, Db::Postgres(_)) };
+    seed_jobs_with(&db, &d, args.alerts).await;
     db.close().await;
 }
 
@@ -348,8 +390,9 @@ fn main() {
     runtime.block_on(async {
         match args.command.as_str() {
             "seed" => seed(&args).await,
+            "seed-jobs" => seed_jobs(&args).await,
             "reads" => reads(&args).await,
-            _ => eprintln!("usage: cargo bench --bench scale -- seed|reads [--alerts N] --database-url URL [--seconds S] [--connections C]"),
+            _ => eprintln!("usage: cargo bench --bench scale -- seed|seed-jobs|reads [--alerts N] --database-url URL [--seconds S] [--connections C]"),
         }
     });
 }

@@ -84,7 +84,7 @@ pub async fn summary(state: &AppState, who: &Principal) -> Result<MetricsSummary
     );
     let platform = fold::summary_platform(&store::platform_counts(db).await?, &store::active_provider_types(db).await?);
     // Calseta reports null when the queue backend cannot answer; the page still renders.
-    let queue = match store::queues(db, since, now).await {
+    let queue = match rollup::queues(db, since, now).await {
         Ok(rows) => Some(fold::summary_queue(rows)),
         Err(e) => {
             tracing::warn!(error = %e, "queue statistics unavailable");

@@ -28,6 +28,15 @@ impl Dialect {
         }
     }
 
+    /// The UTC hour of a timestamp column, `YYYY-MM-DDTHH`.
+    pub(super) fn hour(&self, column: &str) -> String {
+        if self.postgres {
+            format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')")
+        } else {
+            format!("strftime('%Y-%m-%dT%H', {column})")
+        }
+    }
+
     /// The UTC day of a timestamp column for `GROUP BY`: the key to group on and the
     /// `YYYY-MM-DD` text to select. PostgreSQL groups on the truncated timestamp and formats once
     /// per group (`to_char` on every row was the costliest part of the live scan).
@@ -200,28 +209,4 @@ pub struct QueueRow {
     pub failed: i64,
     pub avg_duration_seconds: Option<f64>,
     pub oldest_pending_age_seconds: Option<f64>,
-}
-
-/// Per queue: jobs waiting and running now, jobs finished since `since`, the mean run time of
-/// the successful ones and the age of the oldest waiting job at `now`.
-///
-/// This reads every row of the job table. An index cannot narrow it: finished jobs are pruned
-/// after `KEEP_FINISHED_JOBS_DAYS` (7) < the 30-day window, so every finished job in the table
-/// is in the window and counted (tried: index ranges per status, PostgreSQL still chose the
-/// sequential scan, 500,000 finished jobs ~1.2–1.5 s either way). A bounded cost needs counters
-/// kept per queue and day (issue 13).
-pub async fn queues(db: &Db, since: DateTime<Utc>, now: DateTime<Utc>) -> sqlx::Result<Vec<QueueRow>> {
-    let d = Dialect::of(db);
-    let sql = format!(
-        "SELECT queue, COUNT(*) FILTER (WHERE status = 'todo') AS pending, \
-           COUNT(*) FILTER (WHERE status = 'doing') AS in_progress, \
-           COUNT(*) FILTER (WHERE status = 'succeeded' AND finished_at >= $1) AS succeeded, \
-           COUNT(*) FILTER (WHERE status = 'failed' AND finished_at >= $1) AS failed, \
-           AVG({duration}) FILTER (WHERE status = 'succeeded' AND finished_at >= $1) AS avg_duration_seconds, \
-           MAX({age}) FILTER (WHERE status = 'todo') AS oldest_pending_age_seconds \
-         FROM jobs GROUP BY queue ORDER BY queue",
-        duration = d.seconds("finished_at", "started_at"),
-        age = d.seconds("$2", "run_at"),
-    );
-    with_db!(db, p => sqlx::query_as::<_, QueueRow>(sqlx::AssertSqlSafe(sql)).bind(since).bind(now).fetch_all(p).await)
 }

@@ -305,16 +305,19 @@ async fn summary_of_the_last_30_days(backend: Backend) {
     }
     let mappings = server.db_count("SELECT COUNT(*) FROM indicator_field_mappings").await;
     assert!(mappings > 0, "system mappings are seeded");
-    // Jobs of a queue no worker serves: (status, run_at, started, finished).
+    // Jobs of a queue no worker serves: (status, run_at, started, finished). The finished ones
+    // finished just now, as the runner stamps them: hours already rolled up are read from the
+    // counters (`job_counters_outlive_pruned_jobs`).
     type PlantedJob = (&'static str, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let recent = |seconds: i64| now - Duration::seconds(seconds);
     let jobs: [PlantedJob; 7] = [
         ("todo", now - Duration::seconds(100), None, None),
         ("todo", now + Duration::hours(1), None, None),
         ("doing", now - Duration::seconds(5), Some(now - Duration::seconds(5)), None),
-        ("succeeded", now - Duration::hours(1), Some(now - Duration::hours(1)), Some(now - Duration::hours(1) + Duration::seconds(2))),
-        ("succeeded", now - Duration::hours(2), Some(now - Duration::hours(2)), Some(now - Duration::hours(2) + Duration::seconds(4))),
+        ("succeeded", recent(40), Some(recent(40)), Some(recent(38))),
+        ("succeeded", recent(30), Some(recent(30)), Some(recent(26))),
         ("succeeded", old, Some(old), Some(old + Duration::seconds(100))),
-        ("failed", now - Duration::hours(3), Some(now - Duration::hours(3)), Some(now - Duration::hours(3))),
+        ("failed", recent(20), Some(recent(20)), Some(recent(20))),
     ];
     for (status, run_at, started, finished) in jobs {
         let sql = format!(
@@ -327,8 +330,8 @@ async fn summary_of_the_last_30_days(backend: Backend) {
         );
         assert_eq!(server.db_execute(&sql).await, 1);
     }
-    // A queue with only jobs the window does not count (cancelled, finished long ago) is listed
-    // with zeros, as when the whole table was grouped.
+    // A queue with only jobs the window does not count (cancelled, finished long ago) is not
+    // listed: the statistics no longer group the whole table.
     for (status, finished) in [("cancelled", now - Duration::hours(1)), ("succeeded", old)] {
         let sql = format!(
             "INSERT INTO jobs (uuid, queue, task, payload, status, run_at, started_at, finished_at) \
@@ -375,17 +378,62 @@ async fn summary_of_the_last_30_days(backend: Backend) {
     assert_close(&entry["avg_duration_seconds"], 3.0);
     let age = entry["oldest_pending_age_seconds"].as_f64().unwrap();
     assert!((100.0..130.0).contains(&age), "oldest pending age {age}");
-    let idle = q["queues"].as_array().unwrap().iter().find(|e| e["queue"] == "metrics-idle").expect("the idle queue").clone();
-    assert_eq!(
-        idle,
-        json!({"queue": "metrics-idle", "pending": 0, "in_progress": 0, "succeeded_30d": 0, "failed_30d": 0,
-               "avg_duration_seconds": null, "oldest_pending_age_seconds": null})
-    );
+    assert!(!q["queues"].as_array().unwrap().iter().any(|e| e["queue"] == "metrics-idle"), "{q}");
     assert!(q["total_pending"].as_i64().unwrap() >= 2 && q["total_failed_30d"].as_i64().unwrap() >= 1);
     assert!(q["oldest_pending_age_seconds"].as_f64().unwrap() >= age);
     server.stop().await;
 }
 dual!(summary_of_the_last_30_days);
+
+/// Finished jobs are counted per queue and hour once the hour has settled: the counts outlive the
+/// 7-day pruning of the rows (so `*_30d` span 30 days), and the hours since are read live.
+async fn job_counters_outlive_pruned_jobs(backend: Backend) {
+    // An API-only server runs no job, so the jobs are planted before the first rollup.
+    let api_only = TestServer::builder(backend.clone()).start_with_args(&["serve", "--bind", "127.0.0.1:0", "--roles", "api"]).await;
+    let now = Utc::now();
+    // (status, finished, run seconds) in a queue no worker serves.
+    let planted = [
+        ("succeeded", now - Duration::days(2), 2),
+        ("succeeded", now - Duration::hours(26), 6),
+        ("failed", now - Duration::days(3), 1),
+        ("succeeded", now - Duration::days(40), 9),
+        ("succeeded", now - Duration::seconds(30), 4),
+    ];
+    for (status, finished, seconds) in planted {
+        let sql = format!(
+            "INSERT INTO jobs (uuid, queue, task, payload, status, run_at, started_at, finished_at) \
+             VALUES ({}, 'metrics-rolled', 'nothing', '{{}}', '{status}', {f}, {}, {f})",
+            api_only.uuid_sql(Uuid::new_v4()),
+            ts(finished - Duration::seconds(seconds)),
+            f = ts(finished),
+        );
+        assert_eq!(api_only.db_execute(&sql).await, 1);
+    }
+    let worker = TestServer::builder(backend)
+        .env("BOOTSTRAP_ADMIN_KEY", "false")
+        .env("METRICS_ROLLUP_INTERVAL_SECONDS", "1")
+        .sharing(&api_only)
+        .start()
+        .await;
+    let rolled = crate::support::eventually(std::time::Duration::from_secs(20), || async {
+        worker.db_count("SELECT COUNT(*) FROM job_metrics_hourly WHERE queue = 'metrics-rolled'").await == 4
+    })
+    .await;
+    assert!(rolled, "the four settled hours were rolled up");
+    // Pruned, as finished jobs are after 7 days (the one of a moment ago stays).
+    let pruned = format!("DELETE FROM jobs WHERE queue = 'metrics-rolled' AND finished_at < {}", ts(now - Duration::hours(1)));
+    assert_eq!(worker.db_execute(&pruned).await, 4);
+
+    let summary = body(api_only.get("/v1/metrics/summary", &api_only.admin_key).await).await;
+    let queues = summary["data"]["queue"]["queues"].as_array().unwrap().clone();
+    let entry = queues.iter().find(|e| e["queue"] == "metrics-rolled").expect("the planted queue");
+    assert_eq!((entry["succeeded_30d"].as_i64(), entry["failed_30d"].as_i64()), (Some(3), Some(1)), "{entry}");
+    assert_close(&entry["avg_duration_seconds"], 4.0);
+    assert_eq!((entry["pending"].as_i64(), entry["in_progress"].as_i64()), (Some(0), Some(0)));
+    worker.stop().await;
+    api_only.stop().await;
+}
+dual!(job_counters_outlive_pruned_jobs);
 
 async fn windows_scopes_and_bad_input(backend: Backend) {
     let server = TestServer::start(backend).await;

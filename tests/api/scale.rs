@@ -216,6 +216,12 @@ async fn metrics_rollups_follow_changes(backend: Backend) {
     })
     .await;
     assert!(rolled, "the rollup job did not roll the day up");
+    let hourly = "SELECT CAST(COALESCE(SUM(alerts), 0) AS BIGINT) FROM alert_metrics_hourly WHERE hour = '2026-01-01T00'";
+    assert_eq!(server.db_count(hourly).await, 120, "and its hours");
+    // A window of partial days: whole hours from the hourly rollups, the last half hour live.
+    let hours = "/v1/metrics/alerts?from_time=2026-01-01T00:00:00Z&to_time=2026-01-01T05:30:00Z";
+    let m = get(&server, hours).await["data"].clone();
+    assert_eq!((m["total_alerts"].clone(), m["alerts_by_status"].clone()), (json!(120), json!({"Open": 90, "Closed": 30})));
     let m = get(&server, window).await["data"].clone();
     assert_eq!(m["total_alerts"], 120);
     assert_eq!(m["alerts_by_status"], json!({"Open": 90, "Closed": 30}));
@@ -231,9 +237,13 @@ async fn metrics_rollups_follow_changes(backend: Backend) {
     // A window with partial days reads their alerts live: the first minute only.
     let minute = get(&server, "/v1/metrics/alerts?from_time=2026-01-01T00:00:00Z&to_time=2026-01-01T00:01:00Z").await["data"].clone();
     assert_eq!(minute["total_alerts"], 58); // a1..a59 minus a2 (a60 is at 00:01:00)
+    // The dirty hour too.
+    let m = get(&server, hours).await["data"].clone();
+    assert_eq!((m["total_alerts"].clone(), m["alerts_by_status"].clone()), (json!(119), json!({"Open": 88, "Closed": 31})));
     // Once recomputed, the rollup agrees.
     let recomputed = eventually(Duration::from_secs(20), || async {
         server.db_count("SELECT CAST(COALESCE(SUM(alerts), 0) AS BIGINT) FROM alert_metrics_daily WHERE day = '2026-01-01'").await == 119
+            && server.db_count(hourly).await == 119
     })
     .await;
     assert!(recomputed);
