@@ -45,7 +45,7 @@ pub(super) async fn roll_up(db: &Db, d: &Dialect, target: DateTime<Utc>) -> sqlx
         "INSERT INTO job_metrics_hourly (hour, queue, succeeded, failed, duration_sum, duration_n) \
          SELECT {hour}, queue, COUNT(*) FILTER (WHERE status = 'succeeded'), COUNT(*) FILTER (WHERE status = 'failed'), \
            COALESCE(SUM({duration}) FILTER (WHERE status = 'succeeded'), 0), COUNT({duration}) FILTER (WHERE status = 'succeeded') \
-         FROM jobs WHERE finished_at >= $1 AND finished_at < $2 AND status IN ('succeeded', 'failed') GROUP BY {hour}, queue \
+         FROM jobs WHERE finished_at >= $1 AND finished_at < $2 GROUP BY {hour}, queue \
          ON CONFLICT (hour, queue) DO UPDATE SET succeeded = job_metrics_hourly.succeeded + excluded.succeeded, \
            failed = job_metrics_hourly.failed + excluded.failed, duration_sum = job_metrics_hourly.duration_sum + excluded.duration_sum, \
            duration_n = job_metrics_hourly.duration_n + excluded.duration_n"
@@ -91,6 +91,9 @@ pub(in crate::metrics) async fn queues(db: &Db, since: DateTime<Utc>, now: DateT
         None => since,
     };
     let duration = d.seconds("finished_at", "started_at");
+    // Only `finished_at` in the WHERE clause: with a status condition SQLite walks a status index
+    // over every finished job instead (measured: 50 ms at 233,000 finished jobs). Cancelled jobs
+    // count in neither column.
     let finished = format!(
         "SELECT queue, CAST(SUM(succeeded) AS BIGINT) AS succeeded, CAST(SUM(failed) AS BIGINT) AS failed, \
            SUM(duration_sum) AS duration_sum, CAST(SUM(duration_n) AS BIGINT) AS duration_n FROM ( \
@@ -98,7 +101,7 @@ pub(in crate::metrics) async fn queues(db: &Db, since: DateTime<Utc>, now: DateT
            UNION ALL \
            SELECT queue, COUNT(*) FILTER (WHERE status = 'succeeded'), COUNT(*) FILTER (WHERE status = 'failed'), \
              SUM({duration}) FILTER (WHERE status = 'succeeded'), COUNT({duration}) FILTER (WHERE status = 'succeeded') \
-           FROM jobs WHERE finished_at >= $3 AND status IN ('succeeded', 'failed') GROUP BY queue \
+           FROM jobs WHERE finished_at >= $3 GROUP BY queue \
          ) AS f GROUP BY queue"
     );
     let open = format!(
