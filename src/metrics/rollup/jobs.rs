@@ -46,6 +46,7 @@ pub(super) async fn roll_up(db: &Db, d: &Dialect, target: DateTime<Utc>) -> sqlx
          SELECT {hour}, queue, COUNT(*) FILTER (WHERE status = 'succeeded'), COUNT(*) FILTER (WHERE status = 'failed'), \
            COALESCE(SUM({duration}) FILTER (WHERE status = 'succeeded'), 0), COUNT({duration}) FILTER (WHERE status = 'succeeded') \
          FROM jobs WHERE finished_at >= $1 AND finished_at < $2 GROUP BY {hour}, queue \
+         HAVING COUNT(*) FILTER (WHERE status IN ('succeeded', 'failed')) > 0 \
          ON CONFLICT (hour, queue) DO UPDATE SET succeeded = job_metrics_hourly.succeeded + excluded.succeeded, \
            failed = job_metrics_hourly.failed + excluded.failed, duration_sum = job_metrics_hourly.duration_sum + excluded.duration_sum, \
            duration_n = job_metrics_hourly.duration_n + excluded.duration_n"
@@ -131,6 +132,10 @@ pub(in crate::metrics) async fn queues(db: &Db, since: DateTime<Utc>, now: DateT
         });
     };
     for f in finished {
+        // Cancelled jobs only: not a finished job of the window.
+        if f.succeeded == 0 && f.failed == 0 {
+            continue;
+        }
         entry(&mut rows, f.queue.clone());
         let row = rows.get_mut(&f.queue).expect("inserted");
         row.succeeded = f.succeeded;
