@@ -1,5 +1,6 @@
 //! Shared by the benchmarks: start the release binary on an ephemeral port, and drive load in a
-//! closed loop (peak throughput) or an open loop (latency at a fixed rate).
+//! closed loop (peak throughput) or an open loop (latency at a fixed rate). `BENCH_SERVER_BIN`
+//! runs another build of the server under the same load (an A/B against an older commit).
 
 #![allow(dead_code)]
 
@@ -74,7 +75,7 @@ pub async fn fresh_database(postgres: bool, dir: &std::path::Path) -> Option<Str
 
 pub async fn start_server(database_url: String, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_calseta"))
+    let mut child = tokio::process::Command::new(std::env::var("BENCH_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_calseta").to_owned()))
         .args(["serve", "--bind", "127.0.0.1:0", "--roles", &env_or("BENCH_ROLES", "api,worker".to_owned())])
         .current_dir(dir.path())
         .env_clear()
