@@ -26,8 +26,11 @@ use crate::{with_db, with_tx};
 /// one transaction. The first run starts at the hour of the oldest finished job.
 pub(super) async fn roll_up(db: &Db, d: &Dialect, target: DateTime<Utc>) -> sqlx::Result<()> {
     let mut tx = db.begin().await?;
-    let until: Option<String> = with_tx!(&mut tx, c => sqlx::query_scalar("SELECT jobs_rolled_until FROM alert_metrics_rollup_state WHERE id = 1")
-        .fetch_optional(&mut *c).await)?.flatten();
+    // Read the mark under a write lock (a no-op UPDATE): two overlapping runs would otherwise both
+    // add the same range to the counters. The second waits, then finds nothing left to roll.
+    const LOCK_MARK: &str =
+        "UPDATE alert_metrics_rollup_state SET jobs_rolled_until = jobs_rolled_until WHERE id = 1 RETURNING jobs_rolled_until";
+    let until: Option<String> = with_tx!(&mut tx, c => sqlx::query_scalar(LOCK_MARK).fetch_optional(&mut *c).await)?.flatten();
     let start = match until.as_deref().and_then(|k| Grain::Hour.parse(k)) {
         Some(start) => start,
         None => {
