@@ -122,32 +122,25 @@ pub(in crate::metrics) async fn queues(db: &Db, since: DateTime<Utc>, now: DateT
         },
         async { with_db!(db, p => sqlx::query_as::<_, Open>(sqlx::AssertSqlSafe(open)).bind(now).fetch_all(p).await) },
     )?;
-    let mut rows: BTreeMap<String, QueueRow> = BTreeMap::new();
-    let entry = |rows: &mut BTreeMap<String, QueueRow>, queue: String| {
-        rows.entry(queue.clone()).or_insert_with(|| QueueRow {
-            queue,
-            pending: 0,
-            in_progress: 0,
-            succeeded: 0,
-            failed: 0,
-            avg_duration_seconds: None,
-            oldest_pending_age_seconds: None,
-        });
+    let empty = |queue: &str| QueueRow {
+        queue: queue.to_owned(),
+        pending: 0,
+        in_progress: 0,
+        succeeded: 0,
+        failed: 0,
+        avg_duration_seconds: None,
+        oldest_pending_age_seconds: None,
     };
-    for f in finished {
-        // Cancelled jobs only: not a finished job of the window.
-        if f.succeeded == 0 && f.failed == 0 {
-            continue;
-        }
-        entry(&mut rows, f.queue.clone());
-        let row = rows.get_mut(&f.queue).expect("inserted");
+    let mut rows: BTreeMap<String, QueueRow> = BTreeMap::new();
+    // Groups of cancelled jobs only count neither way: no row for them.
+    for f in finished.into_iter().filter(|f| f.succeeded > 0 || f.failed > 0) {
+        let row = rows.entry(f.queue.clone()).or_insert_with(|| empty(&f.queue));
         row.succeeded = f.succeeded;
         row.failed = f.failed;
         row.avg_duration_seconds = (f.duration_n > 0).then(|| f.duration_sum.unwrap_or(0.0) / f.duration_n as f64);
     }
     for o in open {
-        entry(&mut rows, o.queue.clone());
-        let row = rows.get_mut(&o.queue).expect("inserted");
+        let row = rows.entry(o.queue.clone()).or_insert_with(|| empty(&o.queue));
         row.pending = o.pending;
         row.in_progress = o.in_progress;
         row.oldest_pending_age_seconds = o.oldest_pending_age_seconds;
