@@ -100,6 +100,9 @@ pub async fn seed_builtins(db: &Db) -> sqlx::Result<(usize, usize)> {
 // Indicator results (written by the pipeline)
 // ---------------------------------------------------------------------------------------------
 
+/// Rows per SQLite statement (3 bound values each; SQLite allows 32,766).
+const SQLITE_ROWS_PER_STATEMENT: usize = 1000;
+
 /// Merges each indicator's new results over its stored ones (shallow, by provider key), sets
 /// `is_enriched`, and sets `malice` unless an analyst owns the verdict, in the caller's
 /// transaction. Verdicts for one indicator are merged here first, in order (the later wins per
@@ -109,7 +112,8 @@ pub async fn seed_builtins(db: &Db) -> sqlx::Result<(usize, usize)> {
 /// indicators then wait for each other instead of deadlocking — and written by one set-based
 /// `UPDATE … FROM UNNEST` that merges with `||` in the database: two round trips for a batch,
 /// where a read and a write per indicator made the recording transaction the pipeline's tail.
-/// SQLite (in-process, no round trips; the transaction holds the write lock): read, merge, write.
+/// SQLite (the transaction holds the write lock): one read of the stored results, a merge here,
+/// one `UPDATE … FROM (VALUES …)` per chunk.
 pub async fn record_indicator_results(tx: &mut Tx, verdicts: &[(i64, &super::IndicatorOutcome)]) -> sqlx::Result<()> {
     let mut merged: std::collections::BTreeMap<i64, (serde_json::Map<String, Value>, &str)> = std::collections::BTreeMap::new();
     for (id, outcome) in verdicts {
@@ -140,27 +144,49 @@ pub async fn record_indicator_results(tx: &mut Tx, verdicts: &[(i64, &super::Ind
             .await?;
         }
         Tx::Sqlite(c) => {
-            for (id, (results, malice)) in merged {
-                let stored: Option<Option<Json<Value>>> = sqlx::query_scalar("SELECT enrichment_results FROM indicators WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut **c)
-                    .await?;
-                let Some(stored) = stored else { continue };
-                let mut row = match stored {
-                    Some(Json(Value::Object(map))) => map,
-                    _ => serde_json::Map::new(),
-                };
-                row.extend(results);
-                sqlx::query(
-                    "UPDATE indicators SET enrichment_results = $2, is_enriched = TRUE, \
-                     malice = CASE WHEN malice_source = 'analyst' THEN malice ELSE $3 END, updated_at = $4 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(Json(Value::Object(row)))
-                .bind(malice)
-                .bind(at)
-                .execute(&mut **c)
-                .await?;
+            // One read and one write per chunk: sqlx runs each SQLite statement on the
+            // connection's own thread, so a statement costs two thread hand-offs; a read and a
+            // write per indicator made this the worker's largest cost (~500 statements a batch).
+            let ids: Vec<i64> = merged.keys().copied().collect();
+            for chunk in ids.chunks(SQLITE_ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "SELECT id, enrichment_results FROM indicators WHERE id IN ({})",
+                    (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+                );
+                let mut read = sqlx::query_as::<_, (i64, Option<Json<Value>>)>(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    read = read.bind(*id);
+                }
+                let stored = read.fetch_all(&mut **c).await?;
+                let updates: Vec<(i64, Value, &str)> = stored
+                    .into_iter()
+                    .filter_map(|(id, results)| {
+                        let (fresh, malice) = merged.remove(&id)?;
+                        let mut row = match results {
+                            Some(Json(Value::Object(map))) => map,
+                            _ => serde_json::Map::new(),
+                        };
+                        row.extend(fresh);
+                        Some((id, Value::Object(row), malice))
+                    })
+                    .collect();
+                if updates.is_empty() {
+                    continue;
+                }
+                // $1 = updated_at, then (id, results, malice) per row.
+                let rows: Vec<String> =
+                    (0..updates.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 2, 3 * i + 3, 3 * i + 4)).collect();
+                let sql = format!(
+                    "UPDATE indicators SET enrichment_results = v.column2, is_enriched = TRUE, \
+                     malice = CASE WHEN indicators.malice_source = 'analyst' THEN indicators.malice ELSE v.column3 END, updated_at = $1 \
+                     FROM (VALUES {}) AS v WHERE indicators.id = v.column1",
+                    rows.join(", ")
+                );
+                let mut write = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+                for (id, results, malice) in updates {
+                    write = write.bind(id).bind(Json(results)).bind(malice);
+                }
+                write.execute(&mut **c).await?;
             }
         }
     }

@@ -111,7 +111,6 @@ pub(crate) struct Runner<Ctx> {
 impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
     async fn worker_loop(self: Arc<Self>, worker: String, shutdown: CancellationToken) {
         let worker: Arc<str> = worker.into();
-        let queues = self.registry.queues();
         let groups = self.registry.claim_groups();
         while !shutdown.is_cancelled() {
             // Each claim class in turn (batching job types first); idle only when all are empty.
@@ -119,8 +118,8 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
             // (a newer release's, during a rolling deploy) waits for a worker that does.
             let mut worked = false;
             let mut failed = false;
-            for (batch_size, tasks) in &groups {
-                match store::claim(&self.db, &worker, &queues, tasks, self.config.lease, *batch_size).await {
+            for group in &groups {
+                match store::claim(&self.db, &worker, &[group.queue], &group.tasks, self.config.lease, group.batch_size).await {
                     Ok(jobs) if jobs.is_empty() => {}
                     Ok(jobs) => {
                         if shutdown.is_cancelled() {
