@@ -1,7 +1,7 @@
 -- wrk script: POST /v1/ingest/generic with a ~800-byte generic alert carrying 4 indicators
 -- (src_ip, dest_ip, domain, sha256) and a title unique per request (so nothing is
 -- deduplicated). Needs env API_KEY. Prints one CSV line at the end:
---   CSV,req_per_s,p50_ms,p99_ms,mean_ms,non_2xx,socket_errors
+--   CSV,req_per_s,p50_ms,p99_ms,mean_ms,non_2xx,socket_errors,requests
 local counter = 0
 local thread_id = 0
 local threads = {}
@@ -36,8 +36,8 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("CSV,%.1f,%.3f,%.3f,%.3f,%d,%d\n",
+  io.write(string.format("CSV,%.1f,%.3f,%.3f,%.3f,%d,%d,%d\n",
     summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.mean / 1000,
-    e.status, e.connect + e.read + e.write + e.timeout))
+    e.status, e.connect + e.read + e.write + e.timeout, summary.requests))
 end

@@ -5,7 +5,7 @@
 # Env: CONNS (32), THREADS (2), ROLES (api,worker), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/test),
 #      BIN (target/release/calseta), EXTRA_ENV ("K=V K=V" passed to the server).
 # Prints: wrk's CSV line, the server's RSS idle / peak, the jobs still queued at the end and 10 s later,
-# and /health/live and /health/ready latency sampled during the run. Never for CI: it needs wrk.
+# /health/live and /health/ready latency sampled during the run, and the server's CPU per accepted alert. Never for CI: it needs wrk.
 set -euo pipefail
 backend=${1:-sqlite}; seconds=${2:-30}
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
@@ -39,6 +39,10 @@ probe() { # prints the slowest of /health/live and /health/ready latencies every
   done
   echo "probes during load: worst /health/live ${worst_live}s, worst /health/ready ${worst_ready}s, non-200 ready: $bad"
 }
+cpu() { awk '{print $14+$15}' /proc/$pid/stat; }
+# PostgreSQL's own CPU (every postgres process; the pool's backends live through the run).
+pg_cpu() { local t=0; for p in $(pgrep -x postgres); do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat 2>/dev/null || echo 0))); done; echo $t; }
+cpu_start=$(cpu); pg_cpu_start=$(pg_cpu)
 wrk -t"${THREADS:-2}" -c"${CONNS:-32}" -d"${seconds}s" --latency -s "$here/generic_alert.lua" "$base" >"$work/wrk.out" &
 wrk_pid=$!
 probe $wrk_pid &
@@ -49,4 +53,12 @@ grep '^CSV' "$work/wrk.out"
 echo "peak RSS MiB: $(awk '/^VmHWM:/ {printf "%.1f", $2/1024}' /proc/$pid/status)   (uptime: $(uptime | sed 's/.*load/load/'))"
 depth() { curl -s "$base/health" | sed -n 's/.*"queue_depth":\([0-9]*\).*/\1/p'; }
 echo "queued at end: $(depth)"; sleep 10; echo "queued 10 s later: $(depth)"; echo "RSS after 10 s: $(rss VmRSS) MiB"
+# CPU per alert: the server's CPU from the start of the load until its queue is empty (at most 60 s
+# more), over the alerts accepted; includes the enrichment of every one of them.
+case "${ROLES:-api,worker}" in *worker*) for _ in $(seq 60); do [ "$(depth)" = 0 ] && break; sleep 1; done ;; esac
+requests=$(grep '^CSV' "$work/wrk.out" | cut -d, -f8); refused=$(grep '^CSV' "$work/wrk.out" | cut -d, -f6)
+awk -v t="$(( $(cpu) - cpu_start ))" -v hz="$(getconf CLK_TCK)" -v n="$(( requests - refused ))" -v q="$(depth)" \
+  'BEGIN { printf "server CPU per accepted alert: %.3f ms (%.1f s over %d alerts; %s still queued)\n", 1000*t/hz/n, t/hz, n, q }'
+if [ "$backend" = postgres ]; then awk -v t="$(( $(pg_cpu) - pg_cpu_start ))" -v hz="$(getconf CLK_TCK)" -v n="$(( requests - refused ))" \
+  'BEGIN { printf "PostgreSQL CPU per accepted alert: %.3f ms (%.1f s)\n", 1000*t/hz/n, t/hz }'; fi
 echo "server dir: $work"

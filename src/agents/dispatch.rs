@@ -132,13 +132,13 @@ impl DeliveryJob {
 
 /// After enrichment, in the pipeline's transaction: matches the alerts against the active agents
 /// and queues one delivery per match (nothing when no agent is active).
-pub async fn enqueue_for_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<()> {
+pub async fn enqueue_for_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<usize> {
     if alert_ids.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let agents = store::active_in(tx).await?;
     if agents.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let generated_at = now();
     let mut deliveries = Vec::new();
@@ -154,7 +154,7 @@ pub async fn enqueue_for_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<
             generated_at: Some(generated_at),
         }));
     }
-    crate::jobs::enqueue_many(tx, &deliveries).await.map(|_| ())
+    crate::jobs::enqueue_many(tx, &deliveries).await.map(|_| deliveries.len())
 }
 
 /// `trigger-agents`: a matching job, even when nothing matches now (the worker re-evaluates).

@@ -27,7 +27,8 @@ use crate::state::AppState;
 /// In the transaction that marks alerts enriched (new alert, re-enrich, indicators added with
 /// enrich): matches `alert_ids` against the active agents and queues one delivery per match, so
 /// an enriched alert always has its dispatch. Nothing is queued while no agent is active.
-pub async fn enqueue_dispatch_for_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<()> {
+/// Returns the deliveries queued.
+pub async fn enqueue_dispatch_for_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<usize> {
     dispatch::enqueue_for_alerts(tx, alert_ids).await
 }
 

@@ -57,7 +57,7 @@ impl Default for Settings {
             enrichment_mock_mode: false,
             enrichment_breaker_failures: 5,
             enrichment_breaker_cooldown_seconds: 30,
-            enrichment_cache_max_mb: 64,
+            enrichment_cache_max_mb: 24,
             enrichment_registry_refresh_ms: 1000,
             virustotal_api_key: None,
             abuseipdb_api_key: None,

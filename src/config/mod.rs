@@ -129,8 +129,8 @@ pub struct Settings {
     pub enrichment_breaker_failures: u32,
     /// How long an open circuit stays open before one trial call (seconds).
     pub enrichment_breaker_cooldown_seconds: u64,
-    /// Memory for cached enrichment results per process, by their serialized size (MiB); least
-    /// recently used evicted first.
+    /// Memory for cached enrichment results per process (MiB): each entry weighs its serialized
+    /// size plus its bookkeeping; least recently used evicted first.
     pub enrichment_cache_max_mb: u64,
     /// How often a process re-checks provider / extraction rows changed by another process (ms).
     pub enrichment_registry_refresh_ms: u64,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use super::engine::{self, EnrichmentResult, StepDebug};
@@ -30,11 +30,16 @@ pub struct IndicatorRef {
 #[derive(Debug, Clone)]
 pub struct IndicatorOutcome {
     pub indicator: IndicatorRef,
-    /// `{provider_name: EnrichmentResult}` — merged over the stored results.
-    pub results: Map<String, Value>,
+    /// `{provider_name: EnrichmentResult}` — merged over the stored results. Held serialized: a
+    /// worker's claimed batches hold thousands of these at once, and a `Value` tree takes several
+    /// times the bytes of its text.
+    pub results: ProviderResults,
     /// Worst verdict of the successful results (`Pending` when none).
     pub malice: String,
 }
+
+/// Each provider's result as JSON text, by provider name.
+pub type ProviderResults = BTreeMap<String, Box<serde_json::value::RawValue>>;
 
 /// What enrichment produced for one alert.
 #[derive(Debug, Clone, Default)]
@@ -224,7 +229,7 @@ impl Enricher {
         for (indicator, results) in indicators.iter().zip(lookups) {
             let verdicts: Vec<&str> = results.values().filter(|l| l.result.success).filter_map(|l| l.result.malice()).collect();
             let malice = malice::worst(verdicts.into_iter());
-            let mut stored = Map::new();
+            let mut stored = ProviderResults::new();
             for (provider, lookup) in &results {
                 match lookup.result.status.as_str() {
                     "success" => {
@@ -235,7 +240,9 @@ impl Enricher {
                     }
                     _ => {}
                 }
-                stored.insert(provider.clone(), serde_json::to_value(&lookup.result).unwrap_or(Value::Null));
+                if let Ok(text) = serde_json::value::to_raw_value(&lookup.result) {
+                    stored.insert(provider.clone(), text);
+                }
             }
             outcome.indicators.push(IndicatorOutcome { indicator: indicator.clone(), results: stored, malice });
         }

@@ -115,9 +115,10 @@ const SQLITE_ROWS_PER_STATEMENT: usize = 1000;
 /// SQLite (the transaction holds the write lock): one read of the stored results, a merge here,
 /// one `UPDATE … FROM (VALUES …)` per chunk.
 pub async fn record_indicator_results(tx: &mut Tx, verdicts: &[(i64, &super::IndicatorOutcome)]) -> sqlx::Result<()> {
-    let mut merged: std::collections::BTreeMap<i64, (serde_json::Map<String, Value>, &str)> = std::collections::BTreeMap::new();
+    use super::enricher::ProviderResults;
+    let mut merged: std::collections::BTreeMap<i64, (ProviderResults, &str)> = std::collections::BTreeMap::new();
     for (id, outcome) in verdicts {
-        let entry = merged.entry(*id).or_insert_with(|| (serde_json::Map::new(), outcome.malice.as_str()));
+        let entry = merged.entry(*id).or_insert_with(|| (ProviderResults::new(), outcome.malice.as_str()));
         entry.0.extend(outcome.results.iter().map(|(k, v)| (k.clone(), v.clone())));
         entry.1 = outcome.malice.as_str();
     }
@@ -129,7 +130,7 @@ pub async fn record_indicator_results(tx: &mut Tx, verdicts: &[(i64, &super::Ind
         Tx::Postgres(c) => {
             let ids: Vec<i64> = merged.keys().copied().collect();
             sqlx::query("SELECT id FROM indicators WHERE id = ANY($1) ORDER BY id FOR UPDATE").bind(&ids).execute(&mut **c).await?;
-            let results: Vec<Json<Value>> = merged.values().map(|(r, _)| Json(Value::Object(r.clone()))).collect();
+            let results: Vec<Json<&ProviderResults>> = merged.values().map(|(r, _)| Json(r)).collect();
             let malice: Vec<&str> = merged.values().map(|(_, m)| *m).collect();
             sqlx::query(
                 "UPDATE indicators AS i SET enrichment_results = COALESCE(i.enrichment_results, '{}'::jsonb) || v.results, \
@@ -153,21 +154,19 @@ pub async fn record_indicator_results(tx: &mut Tx, verdicts: &[(i64, &super::Ind
                     "SELECT id, enrichment_results FROM indicators WHERE id IN ({})",
                     (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
                 );
-                let mut read = sqlx::query_as::<_, (i64, Option<Json<Value>>)>(sqlx::AssertSqlSafe(sql));
+                let mut read = sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(sql));
                 for id in chunk {
                     read = read.bind(*id);
                 }
                 let stored = read.fetch_all(&mut **c).await?;
-                let updates: Vec<(i64, Value, &str)> = stored
+                let updates: Vec<(i64, ProviderResults, &str)> = stored
                     .into_iter()
-                    .filter_map(|(id, results)| {
+                    .filter_map(|(id, text)| {
                         let (fresh, malice) = merged.remove(&id)?;
-                        let mut row = match results {
-                            Some(Json(Value::Object(map))) => map,
-                            _ => serde_json::Map::new(),
-                        };
+                        // Anything but a JSON object stored there is replaced.
+                        let mut row: ProviderResults = text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
                         row.extend(fresh);
-                        Some((id, Value::Object(row), malice))
+                        Some((id, row, malice))
                     })
                     .collect();
                 if updates.is_empty() {

@@ -237,13 +237,13 @@ async fn enrich_batch(state: &AppState, batch: &[Claimed]) -> anyhow::Result<Vec
         })
         .collect();
     activity::record_all(&mut tx, events).await?;
-    crate::agents::enqueue_dispatch_for_alerts(&mut tx, &ids).await?;
+    let deliveries = crate::agents::enqueue_dispatch_for_alerts(&mut tx, &ids).await?;
     let finished: Vec<JobCtx> = ready.iter().flat_map(|w| w.jobs.iter().cloned()).chain(gone).collect();
     let finished_ids: Vec<i64> = finished.iter().map(JobCtx::id).collect();
     complete(&mut tx, finished).await?;
     tx.commit().await?;
-    if !ids.is_empty() {
-        // Their dispatch jobs (if any agent is active) run now, not at the next poll.
+    if deliveries > 0 {
+        // The dispatch jobs run now, not at the next poll.
         state.wakeup.job_enqueued();
     }
     outcomes.extend(finished_ids.into_iter().map(|id| (id, Ok(()))));

@@ -118,9 +118,6 @@ pub async fn ingest_with(
     };
     let response = services.persist(prepared).await?;
     crate::observability::ingest(source.name(), if response.is_duplicate { "deduplicated" } else { "accepted" });
-    if !response.is_duplicate && options.enqueue_enrichment {
-        state.wakeup.job_enqueued();
-    }
     Ok(response)
 }
 
@@ -238,6 +235,7 @@ async fn writer(state: AppState, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Wr
         let alerts: Vec<&PreparedAlert> = requests.iter().map(|r| &r.alert).collect();
         match persist_batch(&state, &alerts).await {
             Ok(responses) => {
+                wake_workers(&state, &responses);
                 for (request, response) in requests.into_iter().zip(responses) {
                     let _ = request.reply.send(Ok(response));
                 }
@@ -252,10 +250,23 @@ async fn writer(state: AppState, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Wr
                 tracing::warn!(error = %e, alerts = requests.len(), "ingest batch failed; writing its alerts one by one");
                 for request in requests {
                     let result = persist_batch(&state, &[&request.alert]).await.map(|mut one| one.remove(0));
+                    if let Ok(response) = &result {
+                        wake_workers(&state, std::slice::from_ref(response));
+                    }
                     let _ = request.reply.send(result);
                 }
             }
         }
+    }
+}
+
+/// Once per committed batch that queued enrichment: one idle worker wakes and claims the batch's
+/// jobs together (a worker that claims a full batch wakes the next, see `jobs::runner`). A wake-up
+/// per alert woke every idle worker for a few jobs each: many small enrichment batches, each with
+/// its own transactions, where one batch would do.
+fn wake_workers(state: &AppState, responses: &[IngestResponse]) {
+    if responses.iter().any(|r| r.status == "queued") {
+        state.wakeup.job_enqueued();
     }
 }
 

@@ -122,6 +122,11 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
                 match store::claim(&self.db, &worker, &[group.queue], &group.tasks, self.config.lease, group.batch_size).await {
                     Ok(jobs) if jobs.is_empty() => {}
                     Ok(jobs) => {
+                        if jobs.len() >= group.batch_size {
+                            // More may be waiting: another idle worker claims the next batch
+                            // while this one runs (producers wake one worker per commit).
+                            self.wakeup.job_enqueued();
+                        }
                         if shutdown.is_cancelled() {
                             let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
                             let _ = store::release(&self.db, &ids, &worker).await;
