@@ -2,7 +2,7 @@
 # Sustained-load run against a calseta server started here (release build), e.g.
 #   scripts/load/run.sh sqlite 60            # SQLite, api+worker roles, 60 s
 #   ROLES=api scripts/load/run.sh postgres 30 # durable ingest only on PostgreSQL
-# Env: CONNS (32), THREADS (2), ROLES (api,worker), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/test),
+# Env: CONNS (32), THREADS (2), ROLES (api,worker), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/test), KEEP_DB,
 #      BIN (target/release/calseta), EXTRA_ENV ("K=V K=V" passed to the server).
 # Prints: wrk's CSV line, the server's RSS idle / peak, the jobs still queued at the end and 10 s later,
 # /health/live and /health/ready latency sampled during the run, and the server's CPU per accepted alert. Never for CI: it needs wrk.
@@ -23,7 +23,15 @@ fi
     RATE_LIMIT_INGEST_PER_MINUTE=0 RATE_LIMIT_DEFAULT_PER_MINUTE=0 ENRICHMENT_MOCK_MODE=true \
     ${EXTRA_ENV:-} "$bin" serve --bind 127.0.0.1:0 --roles "${ROLES:-api,worker}" 2>"$work/stderr" >"$work/stdout" & echo $! >"$work/pid" )
 for _ in $(seq 50); do pid=$(pgrep -n -f "^$bin serve" || true); [ -n "$pid" ] && break; sleep 0.1; done
-trap 'kill $pid 2>/dev/null || true' EXIT
+# Stop the server, then drop the run's PostgreSQL database (KEEP_DB=1 keeps it for a look).
+cleanup() {
+  kill "$pid" 2>/dev/null || true
+  if [ "$backend" = postgres ] && [ -z "${KEEP_DB:-}" ]; then
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    psql "$admin" -qc "DROP DATABASE IF EXISTS $name" >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
 for _ in $(seq 100); do grep -q "calseta listening on" "$work/stderr" && break; sleep 0.1; done
 base=$(sed -n 's/^calseta listening on //p' "$work/stderr" | head -1)
 export API_KEY=$(sed -n 's/^CALSETA_BOOTSTRAP_ADMIN_KEY=//p' "$work/stderr" | head -1)
