@@ -73,7 +73,9 @@ pub fn client() -> Client {
     Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
-/// A database for one test: a SQLite file in the test's directory or a fresh Postgres database.
+/// A database for one test: a SQLite file in the test's directory or a fresh Postgres database,
+/// dropped when the last server using it is stopped or, failing that, when it is dropped (a test
+/// that ends without `stop`, or panics, must not leave a database behind on a shared server).
 pub struct TestDb {
     pub url: String,
     postgres: Option<(String, String)>,
@@ -94,6 +96,7 @@ impl TestDb {
         }
     }
 
+    /// Drops the PostgreSQL database now (idempotent; `Drop` does it again at the end).
     pub async fn drop_database(&self) {
         if let Some((admin_url, name)) = &self.postgres {
             if let Ok(admin) = sqlx::PgPool::connect(admin_url).await {
@@ -101,6 +104,24 @@ impl TestDb {
                 admin.close().await;
             }
         }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else { return };
+        // Drop cannot await, and may run inside or outside a runtime: a thread of its own with a
+        // runtime of its own does the (forced) DROP and is waited for.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&admin).await;
+                    admin.close().await;
+                }
+            });
+        });
+        let _ = dropped.join();
     }
 }
 
