@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::model::AlertSummary;
-use crate::db::{Db, Filter, Json, Tx, fetch_page_deferred, now};
+use crate::db::{Db, Filter, Json, Tx, fetch_page_deferred, now, placeholders};
 use crate::domain::{AlertStatus, EnrichmentStatus, Severity};
 use crate::{with_db, with_tx};
 
@@ -173,11 +173,6 @@ pub async fn set_enrichment_status(tx: &mut Tx, ids: &[i64], status: &str, at: D
         }
         query.execute(c).await.map(|_| ())
     })
-}
-
-/// `$first, $first+1, …` for `count` values.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// A whole `alerts` row, as the detail view needs it.

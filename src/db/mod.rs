@@ -314,6 +314,12 @@ pub async fn lock_keys(tx: &mut Tx, keys: &[&str]) -> Result<(), sqlx::Error> {
     }
 }
 
+/// `$first, $first+1, …` for `count` values: the placeholder list of an `IN (…)` or a multi-row
+/// statement, numbered after the `first - 1` values bound before it.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// SQL for "the JSON array in `column` contains the text bound at `placeholder`" — the one
 /// predicate whose text differs per backend (PostgreSQL uses jsonb containment, which the GIN
 /// index on `alerts.tags` serves; SQLite scans the array with `json_each`). `column` and

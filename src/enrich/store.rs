@@ -152,7 +152,7 @@ pub async fn record_indicator_results(tx: &mut Tx, verdicts: &[(i64, &super::Ind
             for chunk in ids.chunks(SQLITE_ROWS_PER_STATEMENT) {
                 let sql = format!(
                     "SELECT id, enrichment_results FROM indicators WHERE id IN ({})",
-                    (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+                    crate::db::placeholders(1, chunk.len())
                 );
                 let mut read = sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(sql));
                 for id in chunk {

@@ -1,6 +1,6 @@
 //! SQL for `indicators` and `alert_indicators`.
 
-use crate::db::{Db, Tx, now};
+use crate::db::{Db, Tx, now, placeholders};
 use crate::{with_db, with_tx};
 
 /// Upserts the global indicator `(type, value)` (a new one starts `Pending`, first_seen = last_seen
@@ -75,11 +75,6 @@ pub async fn upsert_and_link_many(tx: &mut Tx, links: &[(i64, &str, &str)]) -> s
     Ok(())
 }
 
-/// `$1, $2, …` for `count` values.
-fn placeholders(count: usize) -> String {
-    (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 /// One indicator linked to an alert: `(alert_id, indicator id, type, value)`.
 pub type LinkedIndicator = (i64, i64, String, String);
 
@@ -92,7 +87,7 @@ pub async fn linked_to_alerts(tx: &mut Tx, alert_ids: &[i64]) -> sqlx::Result<Ve
         "SELECT alert_indicators.alert_id, indicators.id, indicators.type, indicators.value FROM alert_indicators \
          JOIN indicators ON indicators.id = alert_indicators.indicator_id WHERE alert_indicators.alert_id IN ({}) \
          ORDER BY alert_indicators.id",
-        placeholders(alert_ids.len())
+        placeholders(1, alert_ids.len())
     );
     with_tx!(tx, c => {
         let mut query = sqlx::query_as::<_, LinkedIndicator>(sqlx::AssertSqlSafe(sql));
@@ -113,7 +108,7 @@ pub async fn linked_pairs(db: &Db, alert_ids: &[i64]) -> sqlx::Result<Vec<(i64, 
         "SELECT alert_indicators.alert_id, indicators.type, indicators.value FROM alert_indicators \
          JOIN indicators ON indicators.id = alert_indicators.indicator_id WHERE alert_indicators.alert_id IN ({}) \
          ORDER BY alert_indicators.id",
-        placeholders(alert_ids.len())
+        placeholders(1, alert_ids.len())
     );
     with_db!(db, p => {
         let mut query = sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(sql));

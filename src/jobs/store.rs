@@ -12,7 +12,7 @@ use serde_json::Value;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::db::{Db, Json, Tx, now};
+use crate::db::{Db, Json, Tx, now, placeholders};
 use crate::{with_db, with_tx};
 
 #[derive(Debug, Clone, FromRow)]
@@ -239,11 +239,6 @@ pub async fn release(db: &Db, job_ids: &[i64], worker: &str) -> sqlx::Result<()>
         query.execute(c).await.map(|_| ())
     })?;
     tx.commit().await
-}
-
-/// `$first, $first+1, …` for `count` values.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Jobs waiting to run, per queue.

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::Tx;
+use crate::db::{Tx, placeholders};
 use crate::with_tx;
 
 /// Tables purged by creation time alone (nothing else to clean up with them).
@@ -23,10 +23,6 @@ impl Table {
             Table::ActivityEvents => "activity_events",
         }
     }
-}
-
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Deletes up to `batch` rows of `table` created before `before`; returns how many.
