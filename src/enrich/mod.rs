@@ -44,7 +44,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::db::{Db, Tx};
 use crate::state::AppState;
 
-pub use enricher::{AlertOutcome, Enricher, IndicatorOutcome, IndicatorRef, Lookup, TestRun};
+pub use enricher::{AlertOutcome, Enricher, IndicatorOutcome, IndicatorRef, Lookup, ProviderResults, TestRun};
 
 /// The three enrichment resources: on-demand lookups, providers, field extractions.
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -1,6 +1,9 @@
 //! SQL for `indicators` and `alert_indicators`.
 
-use crate::db::{Db, Tx, now, placeholders};
+use std::collections::HashMap;
+
+use crate::db::{Db, Json, Tx, now, placeholders};
+use crate::enrich::ProviderResults;
 use crate::{with_db, with_tx};
 
 /// Upserts the global indicator `(type, value)` (a new one starts `Pending`, first_seen = last_seen
@@ -23,30 +26,71 @@ pub async fn upsert_and_link(tx: &mut Tx, alert_id: i64, indicator_type: &str, v
 /// limits.
 const MAX_ROWS_PER_STATEMENT: usize = 1000;
 
+/// What enrichment concluded about an indicator, written by its upsert: the providers' results
+/// (merged over the stored ones, provider by provider) and the verdict (unless an analyst owns it).
+#[derive(Debug, Default)]
+pub struct Verdict<'a> {
+    pub results: ProviderResults,
+    pub malice: &'a str,
+}
+
 /// `upsert_and_link` for the indicators of many alerts (`(alert_id, type, value)`), in one
 /// multi-row upsert and one multi-row link per `MAX_ROWS_PER_STATEMENT` rows instead of two
 /// statements per indicator, and without reading ids back (the link statement joins on
 /// `(type, value)`): a batch of enrichment jobs costs a few round trips in all.
-pub async fn upsert_and_link_many(tx: &mut Tx, links: &[(i64, &str, &str)]) -> sqlx::Result<()> {
+///
+/// `verdicts` (by `(type, value)`) ride on the upsert: a new indicator is inserted enriched, an
+/// existing one gets its results merged and its verdict set in the same row update. Writing them
+/// afterwards by id made a second version of every row (a fresh row's update rarely fits its full
+/// page, so it also re-indexed it): on PostgreSQL the largest part of the enrichment
+/// transaction's cost. PostgreSQL merges with `||` in the statement (under the row lock a
+/// concurrent batch waits on); SQLite, whose transaction holds the write lock, reads the stored
+/// results first and writes the merge.
+pub async fn upsert_and_link_many(
+    tx: &mut Tx,
+    links: &[(i64, &str, &str)],
+    verdicts: &mut HashMap<(&str, &str), Verdict<'_>>,
+) -> sqlx::Result<()> {
     let mut unique: Vec<(&str, &str)> = links.iter().map(|(_, t, v)| (*t, *v)).collect();
     unique.sort_unstable();
     // One statement may not upsert the same row twice (PostgreSQL rejects it).
     unique.dedup();
     let at = now();
+    if let Tx::Sqlite(_) = tx {
+        merge_stored_results(tx, verdicts).await?;
+    }
+    let results_merge = match tx {
+        Tx::Postgres(_) => "COALESCE(indicators.enrichment_results, '{}'::jsonb) || excluded.enrichment_results",
+        Tx::Sqlite(_) => "excluded.enrichment_results",
+    };
     for chunk in unique.chunks(MAX_ROWS_PER_STATEMENT) {
-        // $1 = timestamp, then (uuid, type, value) per row.
+        // $1 = timestamp, then (uuid, type, value, is_enriched, malice, results) per row.
         let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${}, $1, $1, FALSE, 'Pending', 'enrichment', $1, $1)", 3 * i + 2, 3 * i + 3, 3 * i + 4))
+            .map(|i| {
+                let p = 6 * i + 2;
+                format!("(${p}, ${}, ${}, $1, $1, ${}, ${}, 'enrichment', ${}, $1, $1)", p + 1, p + 2, p + 3, p + 4, p + 5)
+            })
             .collect();
         let sql = format!(
-            "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, is_enriched, malice, malice_source, created_at, updated_at) \
-             VALUES {} ON CONFLICT (type, value) DO UPDATE SET last_seen = excluded.last_seen, updated_at = excluded.updated_at",
+            "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, is_enriched, malice, malice_source, \
+             enrichment_results, created_at, updated_at) VALUES {} ON CONFLICT (type, value) DO UPDATE SET \
+             last_seen = excluded.last_seen, updated_at = excluded.updated_at, \
+             is_enriched = indicators.is_enriched OR excluded.is_enriched, \
+             malice = CASE WHEN excluded.is_enriched AND indicators.malice_source <> 'analyst' THEN excluded.malice ELSE indicators.malice END, \
+             enrichment_results = CASE WHEN excluded.is_enriched THEN {results_merge} ELSE indicators.enrichment_results END",
             rows.join(", ")
         );
         with_tx!(tx, c => {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
-            for (indicator_type, value) in chunk {
-                query = query.bind(uuid::Uuid::new_v4()).bind(*indicator_type).bind(*value);
+            for pair in chunk {
+                let verdict = verdicts.get(pair);
+                query = query
+                    .bind(uuid::Uuid::new_v4())
+                    .bind(pair.0)
+                    .bind(pair.1)
+                    .bind(verdict.is_some())
+                    .bind(verdict.map_or("Pending", |v| v.malice))
+                    .bind(verdict.map(|v| Json(&v.results)));
             }
             query.execute(c).await.map(|_| ())
         })?;
@@ -71,6 +115,39 @@ pub async fn upsert_and_link_many(tx: &mut Tx, links: &[(i64, &str, &str)]) -> s
             }
             query.execute(c).await.map(|_| ())
         })?;
+    }
+    Ok(())
+}
+
+/// SQLite: merges each verdict's results over those stored for its indicator (the stored
+/// provider keys the verdict does not carry are kept; anything but a JSON object stored there is
+/// replaced), so the upsert writes the merge. One read per `MAX_ROWS_PER_STATEMENT` indicators.
+async fn merge_stored_results(tx: &mut Tx, verdicts: &mut HashMap<(&str, &str), Verdict<'_>>) -> sqlx::Result<()> {
+    let pairs: Vec<(&str, &str)> = verdicts.keys().copied().collect();
+    for chunk in pairs.chunks(MAX_ROWS_PER_STATEMENT) {
+        // $3n+1, $3n+2: the pair; $3n+3: its position in the chunk, which names it in the answer.
+        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+        let sql = format!(
+            "SELECT wanted.column3, indicators.enrichment_results FROM (VALUES {}) AS wanted \
+             JOIN indicators ON indicators.type = wanted.column1 AND indicators.value = wanted.column2 \
+             WHERE indicators.enrichment_results IS NOT NULL",
+            rows.join(", ")
+        );
+        let stored: Vec<(i64, String)> = with_tx!(tx, c => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for (position, (indicator_type, value)) in chunk.iter().enumerate() {
+                query = query.bind(*indicator_type).bind(*value).bind(position as i64);
+            }
+            query.fetch_all(c).await
+        })?;
+        for (position, text) in stored {
+            let Some(verdict) = usize::try_from(position).ok().and_then(|p| chunk.get(p)).and_then(|pair| verdicts.get_mut(pair)) else {
+                continue;
+            };
+            let mut merged: ProviderResults = serde_json::from_str(&text).unwrap_or_default();
+            merged.append(&mut verdict.results);
+            verdict.results = merged;
+        }
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! extraction passes with fresh mappings; the alerts whose indicators some configured provider
 //! wants (`Enricher::wants`) are enriched — concurrently, before any transaction, since providers
 //! wait on the network; then ONE transaction for the whole batch upserts the global indicators
-//! and their links, records the verdicts, marks the alerts `Enriched`, writes their
+//! with their verdicts and links them, marks the alerts `Enriched`, writes their
 //! `alert_enrichment_completed` events, queues their agent dispatch and marks the jobs succeeded.
 //! Two transactions per batch (the claim, then this one) whatever the providers do: on SQLite two
 //! fsyncs, on PostgreSQL a handful of round trips.
@@ -210,7 +210,10 @@ async fn enrich_batch(state: &AppState, batch: &[Claimed]) -> anyhow::Result<Vec
     gone.extend(deleted.into_iter().flat_map(|w| w.jobs));
     let links: Vec<(i64, &str, &str)> =
         ready.iter().flat_map(|w| w.indicators[..w.extracted].iter().map(|i| (w.alert_id, i.itype.as_str(), i.value.as_str()))).collect();
-    indicators::upsert_and_link_many(&mut tx, &links).await?;
+    // The verdicts of extracted indicators are written by their upsert (one row version each);
+    // those of indicators linked earlier through the API and not extracted again, by id below.
+    let (mut upsert_verdicts, linked_only) = split_verdicts(&ready);
+    indicators::upsert_and_link_many(&mut tx, &links, &mut upsert_verdicts).await?;
     // Every link counts, including any added through the API since the read above (those are
     // enriched by the job their own change queued).
     let ids: Vec<i64> = ready.iter().map(|w| w.alert_id).collect();
@@ -218,13 +221,9 @@ async fn enrich_batch(state: &AppState, batch: &[Claimed]) -> anyhow::Result<Vec
     for (alert_id, id, itype, value) in indicators::linked_to_alerts(&mut tx, &ids).await? {
         linked.entry(alert_id).or_default().insert(IndicatorRef { itype, value }, id);
     }
-    let no_links = HashMap::new();
-    let verdicts: Vec<(i64, &IndicatorOutcome)> = ready
-        .iter()
-        .flat_map(|w| {
-            let ids = linked.get(&w.alert_id).unwrap_or(&no_links);
-            w.outcome.indicators.iter().filter_map(move |verdict| ids.get(&verdict.indicator).map(|id| (*id, verdict)))
-        })
+    let verdicts: Vec<(i64, &IndicatorOutcome)> = linked_only
+        .into_iter()
+        .filter_map(|(alert_id, verdict)| linked.get(&alert_id)?.get(&verdict.indicator).map(|id| (*id, verdict)))
         .collect();
     crate::enrich::record_verdicts(&mut tx, &verdicts).await?;
     alerts::set_enrichment_status(&mut tx, &ids, "Enriched", at).await?;
@@ -248,6 +247,27 @@ async fn enrich_batch(state: &AppState, batch: &[Claimed]) -> anyhow::Result<Vec
     }
     outcomes.extend(finished_ids.into_iter().map(|id| (id, Ok(()))));
     Ok(outcomes)
+}
+
+/// The batch's verdicts: those of extracted indicators by `(type, value)`, merged in batch order
+/// (a later alert's result wins per provider, and its verdict), for the upsert; the others (an
+/// indicator linked through the API that extraction did not find) with their alert's id.
+fn split_verdicts(ready: &[AlertWork]) -> (HashMap<(&str, &str), indicators::Verdict<'_>>, Vec<(i64, &IndicatorOutcome)>) {
+    let mut by_pair: HashMap<(&str, &str), indicators::Verdict<'_>> = HashMap::new();
+    let mut linked_only = Vec::new();
+    for work in ready {
+        let extracted: HashSet<&IndicatorRef> = work.indicators[..work.extracted].iter().collect();
+        for verdict in &work.outcome.indicators {
+            if !extracted.contains(&verdict.indicator) {
+                linked_only.push((work.alert_id, verdict));
+                continue;
+            }
+            let entry = by_pair.entry((verdict.indicator.itype.as_str(), verdict.indicator.value.as_str())).or_default();
+            entry.results.extend(verdict.results.iter().map(|(provider, result)| (provider.clone(), result.clone())));
+            entry.malice = verdict.malice.as_str();
+        }
+    }
+    (by_pair, linked_only)
 }
 
 /// The providers for one alert that wants them (nothing for one that does not). A panic marks

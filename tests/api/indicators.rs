@@ -107,6 +107,47 @@ async fn detail_and_override(backend: Backend) {
 }
 dual!(detail_and_override);
 
+/// The pipeline writes an indicator's results and verdict with its upsert: a fresh indicator is
+/// stored enriched; one seen before gets the new results merged over the stored ones provider by
+/// provider (others kept, a provider's own replaced) and keeps an analyst's verdict.
+async fn enrichment_merges_over_stored_results(backend: Backend) {
+    let server = TestServer::builder(backend).env("ENRICHMENT_MOCK_MODE", "true").start().await;
+    let admin = server.admin_key.clone();
+    let first = create_generic(&server, json!({"title": "first sighting", "severity": "high", "src_ip": "45.33.32.66"})).await;
+    let first = wait_enriched(&server, &first).await;
+    let ip = indicator(&first, "45.33.32.66").clone();
+    assert_eq!(ip["is_enriched"], true, "{ip}");
+    assert_eq!(ip["malice"], "Malicious");
+    assert!(ip["enrichment_results"]["virustotal"]["success"] == true, "{ip}");
+    let ip_uuid = ip["uuid"].as_str().unwrap().to_owned();
+    execute_sql(&server, &format!(
+        r#"UPDATE indicators SET enrichment_results = '{{"legacy": {{"success": true, "extracted": {{"note": "kept"}}}}, "virustotal": {{"stale": true}}}}' WHERE uuid = {}"#,
+        uuid_literal(&server, &ip_uuid)
+    )).await;
+    let path = format!("/v1/indicators/{ip_uuid}");
+    assert_eq!(server.patch_json(&path, &admin, &json!({"malice": "Benign"})).await.status(), 200);
+
+    let second = create_generic(&server, json!({"title": "second sighting", "severity": "high", "src_ip": "45.33.32.66",
+        "dest_ip": "10.0.0.5", "domain": "c2-merge.example-bad.net"})).await;
+    let second = wait_enriched(&server, &second).await;
+    let detail = body(server.get(&path, &admin).await).await["data"].clone();
+    assert_eq!(detail["enrichment_results"]["legacy"]["extracted"]["note"], "kept", "{detail}");
+    assert_eq!(detail["enrichment_results"]["virustotal"]["success"], true, "{detail}");
+    assert!(detail["enrichment_results"]["virustotal"].get("stale").is_none(), "a provider's result is replaced whole: {detail}");
+    assert_eq!(detail["malice"], "Benign", "the analyst's verdict stays");
+    assert_eq!(detail["malice_source"], "analyst");
+    assert_eq!(detail["is_enriched"], true);
+    assert_eq!(indicator(&second, "45.33.32.66")["uuid"], ip_uuid, "one global indicator");
+    let domain = indicator(&second, "c2-merge.example-bad.net");
+    assert_eq!(domain["is_enriched"], true, "{domain}");
+    assert_eq!(domain["enrichment_results"]["virustotal"]["success"], true, "{domain}");
+    let private = indicator(&second, "10.0.0.5");
+    assert_eq!(private["malice"], "Pending", "{private}");
+    assert_eq!(private["malice_source"], "enrichment");
+    server.stop().await;
+}
+dual!(enrichment_merges_over_stored_results);
+
 /// A SQL literal for a uuid column: 16-byte blob on SQLite, uuid text on PostgreSQL.
 fn uuid_literal(server: &TestServer, uuid: &str) -> String {
     if server.db.url.starts_with("sqlite") {
