@@ -354,7 +354,13 @@ fn list_filter(db_filter: &mut Filter, filter: &AlertFilter) {
     any_of_known(db_filter, "alerts.severity", filter.severities.as_deref(), |s| s.as_str());
     any_of_known(db_filter, "alerts.enrichment_status", filter.enrichment_statuses.as_deref(), |s| s.as_str());
     db_filter.any_of("alerts.source_name", &filter.source_names);
-    db_filter.eq_opt("alerts.is_enriched", filter.is_enriched);
+    if let Some(enriched) = filter.is_enriched {
+        db_filter.eq("alerts.is_enriched", enriched);
+        // The same rows (is_enriched is true exactly when the status is Enriched: migration 0014),
+        // but this condition reads the enrichment-status index: few alerts are not enriched, and
+        // the flag alone made finding them a scan of the table.
+        db_filter.push(if enriched { "alerts.enrichment_status = 'Enriched'" } else { "alerts.enrichment_status IN ('Pending', 'Failed')" });
+    }
     if let Some(rule) = filter.detection_rule_uuid {
         let p = db_filter.bind(rule);
         db_filter.push(format!("alerts.detection_rule_id IN (SELECT id FROM detection_rules WHERE uuid = {p})"));
@@ -417,7 +423,7 @@ mod tests {
         list_filter(&mut db_filter, &filter);
         assert_eq!(
             db_filter.where_clause(),
-            " WHERE alerts.status IN ($1, $2) AND alerts.is_enriched = $3 \
+            " WHERE alerts.status IN ($1, $2) AND alerts.is_enriched = $3 AND alerts.enrichment_status = 'Enriched' \
              AND EXISTS (SELECT 1 FROM json_each(alerts.tags) WHERE json_each.value = $4) \
              AND EXISTS (SELECT 1 FROM json_each(alerts.tags) WHERE json_each.value = $5)"
         );

@@ -287,6 +287,12 @@ async fn list_filters(backend: Backend) {
     assert_eq!(titles(&server, "?enrichment_status=Pending,Failed").await, Vec::<String>::new());
     assert_eq!(titles(&server, "?is_enriched=true").await.len(), 5);
     assert_eq!(titles(&server, "?is_enriched=false").await, Vec::<String>::new());
+    // An alert whose enrichment failed, found by either filter (both read the status index).
+    execute_sql(&server, "UPDATE alerts SET enrichment_status = 'Failed', is_enriched = FALSE WHERE title = 'Charlie'").await;
+    assert_eq!(titles(&server, "?enrichment_status=Failed").await, ["Charlie"]);
+    assert_eq!(titles(&server, "?is_enriched=false").await, ["Charlie"]);
+    assert_eq!(titles(&server, "?is_enriched=true").await, ["Delta", "Bravo", "Alpha", SPLUNK]);
+    execute_sql(&server, "UPDATE alerts SET enrichment_status = 'Enriched', is_enriched = TRUE WHERE title = 'Charlie'").await;
     // detection_rule_uuid: the splunk rule; an unknown uuid matches nothing (no 404).
     let splunk = body(server.get(&format!("/v1/alerts/{}", uuids[4]), &admin).await).await;
     let rule_uuid = splunk["data"]["detection_rule"]["uuid"].as_str().unwrap().to_owned();

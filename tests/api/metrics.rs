@@ -61,9 +61,9 @@ async fn plant_alert(server: &TestServer, a: PlantedAlert) {
         None => "NULL".into(),
     };
     let sql = format!(
-        "INSERT INTO alerts (uuid, title, severity, source_name, occurred_at, ingested_at, enriched_at, is_enriched, status, \
+        "INSERT INTO alerts (uuid, title, severity, source_name, occurred_at, ingested_at, enriched_at, is_enriched, enrichment_status, status, \
            close_classification, acknowledged_at, triaged_at, closed_at, detection_rule_id, created_at, updated_at) \
-         VALUES ({uuid}, 'planted', '{sev}', '{src}', {occurred}, {created}, {enriched}, {is_enriched}, '{status}', {class}, \
+         VALUES ({uuid}, 'planted', '{sev}', '{src}', {occurred}, {created}, {enriched}, {is_enriched}, '{enrichment_status}', '{status}', {class}, \
            {ack}, {triage}, {close}, {rule}, {created}, {created})",
         uuid = server.uuid_sql(Uuid::new_v4()),
         sev = a.severity,
@@ -72,6 +72,8 @@ async fn plant_alert(server: &TestServer, a: PlantedAlert) {
         created = ts(a.created),
         enriched = after(a.enrich),
         is_enriched = if a.enrich.is_some() { "TRUE" } else { "FALSE" },
+        // is_enriched holds exactly for Enriched alerts (a constraint on PostgreSQL).
+        enrichment_status = if a.enrich.is_some() { "Enriched" } else { "Pending" },
         status = a.status,
         class = sql_opt(a.classification.map(|c| format!("'{c}'"))),
         ack = after(a.acknowledge),
