@@ -315,6 +315,10 @@ async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> 
         .any(|r| r == "worker")
         .then(|| tokio::spawn(crate::app::run_workers(state.clone(), shutdown.clone())));
     if roles.iter().any(|r| r == "api") {
+        {
+            let (state, db, shutdown) = (state.clone(), db.clone(), shutdown.clone());
+            tokio::spawn(async move { state.health.watch(db, shutdown).await });
+        }
         let listener = tokio::net::TcpListener::bind(&bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
