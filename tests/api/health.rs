@@ -1,6 +1,7 @@
+use std::time::Duration;
 
 use crate::dual;
-use crate::support::{Backend, TestServer, body};
+use crate::support::{Backend, TestServer, body, eventually};
 
 async fn health_probes(backend: Backend) {
     let server = TestServer::start(backend).await;
@@ -27,7 +28,8 @@ async fn health_probes(backend: Backend) {
 }
 dual!(health_probes);
 
-/// Readiness turns 503 when the database goes away; liveness stays 200.
+/// Readiness turns 503 when the database goes away (within about a second: it answers from the
+/// observation the process refreshes every second); `/health` at once; liveness stays 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_reports_database_loss() {
     let Some(backend) = Backend::postgres("ready_reports_database_loss") else { return };
@@ -35,6 +37,14 @@ async fn ready_reports_database_loss() {
     assert_eq!(server.client.get(server.url("/health/ready")).send().await.unwrap().status(), 200);
     // Dropping the database (FORCE terminates the server's connections) makes it unreachable.
     server.db.drop_database().await;
+    let health = server.client.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    assert_eq!(body(health).await["status"], "down");
+    let not_ready = eventually(Duration::from_secs(5), || async {
+        server.client.get(server.url("/health/ready")).send().await.unwrap().status() == 503
+    })
+    .await;
+    assert!(not_ready, "readiness reports the loss within seconds");
     let ready = server.client.get(server.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     assert_eq!(body(ready).await["status"], "not_ready");
