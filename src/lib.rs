@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod agents;
+pub mod allocator;
 pub mod alerts;
 pub mod approvals;
 pub mod app;
