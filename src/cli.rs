@@ -310,6 +310,8 @@ async fn serve(settings: Settings, bind: Option<String>, roles: Vec<String>) -> 
             crate::observability::serve_listener(state.clone(), bind, shutdown.clone()).await?;
         }
     }
+    // SQLite: WAL checkpoints on a connection of their own instead of on the writer.
+    tokio::spawn(crate::db::checkpoint::run(db.clone(), shutdown.clone()));
     let workers = roles
         .iter()
         .any(|r| r == "worker")

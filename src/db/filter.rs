@@ -211,10 +211,8 @@ where
     T: for<'r> FromRow<'r, sqlx::postgres::PgRow> + for<'r> FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
 {
     let mut binds = filter.binds().to_vec();
-    let page_sql = page_sql(select_from, key, &filter.where_clause(), order_by, offset > 0, binds.len() + 1);
-    binds.push(Bind::Int(limit));
+    let page_sql = page_sql(select_from, key, &filter.where_clause(), order_by, offset > 0, limit, binds.len() + 1);
     binds.push(Bind::Int(offset));
-    binds.push(Bind::Int(count_bound(limit, offset)));
     let (rows, column_total): (Vec<T>, Option<i64>) = with_db!(db, p => {
         let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(page_sql)), &binds).fetch_all(p).await?;
         let total = match rows.first() {
@@ -232,28 +230,38 @@ where
     }
     let (_, from) = select_from.split_once(" FROM ").expect("select_from is `SELECT … FROM …`");
     let mut binds = filter.binds().to_vec();
-    let bound_p = format!("${}", binds.len() + 1);
-    binds.push(Bind::Int(count_bound(limit, offset)));
-    let count_sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM {from}{} LIMIT {bound_p}) AS bounded", filter.where_clause());
+    let bound = count_bound_sql(limit, binds.len() + 1);
+    binds.push(Bind::Int(offset));
+    let count_sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM {from}{} LIMIT {bound}) AS bounded", filter.where_clause());
     let total = with_db!(db, p => bind_all!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)), &binds).fetch_one(p).await)?;
     Ok((rows, total))
 }
 
 /// The statement of [`fetch_page_sql`]: the page of `select_from` under `clause` (` WHERE …` or
 /// empty) with the bounded count as column [`TOTAL_COLUMN`], reading the rows by `key` after
-/// finding them when `skips` (a later page) and a key is given. Its placeholders, from
-/// `$first`: the limit, the offset, the count bound.
-fn page_sql(select_from: &str, key: Option<&str>, clause: &str, order_by: &str, skips: bool, first: usize) -> String {
+/// finding them when `skips` (a later page) and a key is given. Its one placeholder, `$offset_p`,
+/// is the offset.
+///
+/// Neither LIMIT is a bare placeholder: SQLite reads a bound LIMIT while planning and then marks
+/// the statement expired whenever it is bound again, so every list call re-prepared its
+/// statement. The page size is written in (a handful of values, so the statement cache keeps
+/// them) and the count bound is the offset plus a constant, an expression SQLite does not read.
+fn page_sql(select_from: &str, key: Option<&str>, clause: &str, order_by: &str, skips: bool, limit: i64, offset_p: usize) -> String {
     let (select, from) = select_from.split_once(" FROM ").expect("select_from is `SELECT … FROM …`");
-    let (limit_p, offset_p, bound_p) = (format!("${first}"), format!("${}", first + 1), format!("${}", first + 2));
-    let count = format!("(SELECT COUNT(*) FROM (SELECT 1 FROM {from}{clause} LIMIT {bound_p}) AS bounded) AS {TOTAL_COLUMN}");
+    let bound = count_bound_sql(limit, offset_p);
+    let count = format!("(SELECT COUNT(*) FROM (SELECT 1 FROM {from}{clause} LIMIT {bound}) AS bounded) AS {TOTAL_COLUMN}");
     match key {
         Some(key) if skips => format!(
             "{select}, {count} FROM {from} WHERE {key} IN \
-             (SELECT {key} FROM {from}{clause} ORDER BY {order_by} LIMIT {limit_p} OFFSET {offset_p}) ORDER BY {order_by}"
+             (SELECT {key} FROM {from}{clause} ORDER BY {order_by} LIMIT {limit} OFFSET ${offset_p}) ORDER BY {order_by}"
         ),
-        _ => format!("{select}, {count} FROM {from}{clause} ORDER BY {order_by} LIMIT {limit_p} OFFSET {offset_p}"),
+        _ => format!("{select}, {count} FROM {from}{clause} ORDER BY {order_by} LIMIT {limit} OFFSET ${offset_p}"),
     }
+}
+
+/// [`count_bound`] of a page of `limit` rows as SQL over the offset bound at `$offset_p`.
+fn count_bound_sql(limit: i64, offset_p: usize) -> String {
+    format!("${offset_p} + {}", count_bound(limit, 0))
 }
 
 #[cfg(test)]
@@ -276,22 +284,22 @@ mod tests {
 
     #[test]
     fn one_statement_per_page_and_a_deferred_join_past_the_first() {
-        let count = "(SELECT COUNT(*) FROM (SELECT 1 FROM t WHERE a = $1 LIMIT $4) AS bounded) AS page_bounded_total";
+        let count = "(SELECT COUNT(*) FROM (SELECT 1 FROM t WHERE a = $1 LIMIT $2 + 1050) AS bounded) AS page_bounded_total";
         assert_eq!(
-            page_sql("SELECT t.x FROM t", Some("t.id"), " WHERE a = $1", "t.y DESC, t.id DESC", false, 2),
-            format!("SELECT t.x, {count} FROM t WHERE a = $1 ORDER BY t.y DESC, t.id DESC LIMIT $2 OFFSET $3")
+            page_sql("SELECT t.x FROM t", Some("t.id"), " WHERE a = $1", "t.y DESC, t.id DESC", false, 50, 2),
+            format!("SELECT t.x, {count} FROM t WHERE a = $1 ORDER BY t.y DESC, t.id DESC LIMIT 50 OFFSET $2")
         );
         assert_eq!(
-            page_sql("SELECT t.x FROM t", Some("t.id"), " WHERE a = $1", "t.y DESC, t.id DESC", true, 2),
+            page_sql("SELECT t.x FROM t", Some("t.id"), " WHERE a = $1", "t.y DESC, t.id DESC", true, 50, 2),
             format!(
                 "SELECT t.x, {count} FROM t WHERE t.id IN (SELECT t.id FROM t WHERE a = $1 ORDER BY t.y DESC, t.id DESC \
-                 LIMIT $2 OFFSET $3) ORDER BY t.y DESC, t.id DESC"
+                 LIMIT 50 OFFSET $2) ORDER BY t.y DESC, t.id DESC"
             )
         );
         // Without a key a later page reads its rows directly.
         assert_eq!(
-            page_sql("SELECT x FROM t", None, "", "id", true, 1),
-            "SELECT x, (SELECT COUNT(*) FROM (SELECT 1 FROM t LIMIT $3) AS bounded) AS page_bounded_total FROM t ORDER BY id LIMIT $1 OFFSET $2"
+            page_sql("SELECT x FROM t", None, "", "id", true, 10, 1),
+            "SELECT x, (SELECT COUNT(*) FROM (SELECT 1 FROM t LIMIT $1 + 1010) AS bounded) AS page_bounded_total FROM t ORDER BY id LIMIT 10 OFFSET $1"
         );
     }
 }

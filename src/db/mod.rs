@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub mod checkpoint;
 mod filter;
 
 pub use filter::{Bind, Filter, fetch_page, fetch_page_deferred};
@@ -83,7 +84,10 @@ impl SqliteTx {
         if writer.is_none() {
             // The writer alone gets the large page cache: it touches the hot pages of the
             // ingest and queue tables on every batch.
-            let options = (*options).clone().pragma("cache_size", WRITER_CACHE_SIZE);
+            let options = (*options)
+                .clone()
+                .pragma("cache_size", WRITER_CACHE_SIZE)
+                .pragma("wal_autocheckpoint", checkpoint::writer_autocheckpoint(options.get_filename()));
             *writer = Some(options.connect().await?);
         }
         let mut tx = SqliteTx { writer, open: false };

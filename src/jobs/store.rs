@@ -80,11 +80,15 @@ pub async fn claim(db: &Db, worker: &str, queues: &[&str], tasks: &[&str], lease
     let at = now();
     let locked_until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
     // Queue and task names are compile-time constants; only their placeholders are generated.
-    let queue_list = placeholders(5, queues.len());
-    let task_list = placeholders(5 + queues.len(), tasks.len());
+    let queue_list = placeholders(4, queues.len());
+    let task_list = placeholders(4 + queues.len(), tasks.len());
+    // The limit is written into the statement, not bound: SQLite reads a bound LIMIT while
+    // planning and then marks the statement expired whenever it is bound again, so a bound one
+    // re-prepared this claim on every call (perf: an eighth of the SQLite writer's time). Each job
+    // type has one batch size, so the statement cache still holds one statement per claim class.
     let pick = format!(
         "SELECT id FROM jobs WHERE status = 'todo' AND queue IN ({queue_list}) AND task IN ({task_list}) AND run_at <= $3 \
-         ORDER BY run_at, id LIMIT $4"
+         ORDER BY run_at, id LIMIT {limit}"
     );
     let set = "SET status = 'doing', attempts = attempts + 1, locked_by = $1, locked_until = $2, started_at = $3, updated_at = $3";
     let sql = match db {
@@ -117,8 +121,7 @@ pub async fn claim(db: &Db, worker: &str, queues: &[&str], tasks: &[&str], lease
     // other writers instead of spinning in SQLite's busy handler.
     let mut tx = db.begin().await?;
     let mut claimed = with_tx!(&mut tx, c => {
-        let mut query = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql)).bind(worker).bind(locked_until).bind(at)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let mut query = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql)).bind(worker).bind(locked_until).bind(at);
         for name in queues.iter().chain(tasks) {
             query = query.bind(*name);
         }
