@@ -97,7 +97,7 @@ async fn insert_events(tx: &mut Tx, events: Vec<NewEvent<'_>>) -> sqlx::Result<(
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for event in events {
             query = query
-                .bind(Uuid::new_v4()).bind(event.event_type).bind(event.actor.actor_type).bind(event.actor.key_prefix.as_deref())
+                .bind(crate::db::row_uuid()).bind(event.event_type).bind(event.actor.actor_type).bind(event.actor.key_prefix.as_deref())
                 .bind(event.alert_id).bind(event.workflow_id).bind(event.detection_rule_id).bind(Json(sanitize(event.references)))
                 .bind(at);
         }

@@ -14,7 +14,7 @@ pub async fn upsert_and_link(tx: &mut Tx, alert_id: i64, indicator_type: &str, v
         "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, is_enriched, malice, malice_source, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $4, FALSE, 'Pending', 'enrichment', $4, $4) \
          ON CONFLICT (type, value) DO UPDATE SET last_seen = excluded.last_seen, updated_at = excluded.updated_at RETURNING id")
-        .bind(uuid::Uuid::new_v4()).bind(indicator_type).bind(value).bind(at).fetch_one(c).await)?;
+        .bind(crate::db::row_uuid()).bind(indicator_type).bind(value).bind(at).fetch_one(c).await)?;
     with_tx!(tx, c => sqlx::query(
         "INSERT INTO alert_indicators (alert_id, indicator_id, created_at, updated_at) VALUES ($1, $2, $3, $3) \
          ON CONFLICT (alert_id, indicator_id) DO NOTHING")
@@ -84,7 +84,7 @@ pub async fn upsert_and_link_many(
             for pair in chunk {
                 let verdict = verdicts.get(pair);
                 query = query
-                    .bind(uuid::Uuid::new_v4())
+                    .bind(crate::db::row_uuid())
                     .bind(pair.0)
                     .bind(pair.1)
                     .bind(verdict.is_some())

@@ -346,7 +346,7 @@ async fn persist_batch(state: &AppState, alerts: &[&PreparedAlert]) -> Result<Ve
         .iter()
         .zip(&new_duplicates)
         .map(|(alert, duplicates)| alerts::NewAlert {
-            uuid: Uuid::new_v4(),
+            uuid: crate::db::row_uuid(),
             title: &alert.normalized.title,
             description: alert.normalized.description.as_deref(),
             severity: alert.normalized.severity.as_str(),

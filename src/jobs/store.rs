@@ -45,7 +45,7 @@ const INSERT_BINDS_PER_JOB: usize = 7;
 
 /// Inserts jobs in one statement (a group-commit batch's jobs); returns their uuids in order.
 pub async fn insert(tx: &mut Tx, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<Uuid>> {
-    let uuids: Vec<Uuid> = jobs.iter().map(|_| Uuid::new_v4()).collect();
+    let uuids: Vec<Uuid> = jobs.iter().map(|_| crate::db::row_uuid()).collect();
     if jobs.is_empty() {
         return Ok(uuids);
     }
