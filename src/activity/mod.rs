@@ -71,15 +71,13 @@ pub async fn record(tx: &mut Tx, event: NewEvent<'_>) -> sqlx::Result<()> {
     record_all(tx, vec![event]).await
 }
 
-/// Events per INSERT statement: keeps the bound values far below both backends' limits.
-const MAX_EVENTS_PER_STATEMENT: usize = 500;
-
 /// Records events in the caller's transaction, in order, with one statement per
-/// `MAX_EVENTS_PER_STATEMENT` events (a whole group-commit batch in one round trip).
+/// `Tx::rows_per_statement` events (on PostgreSQL a whole group-commit batch in one round trip).
 pub async fn record_all(tx: &mut Tx, events: Vec<NewEvent<'_>>) -> sqlx::Result<()> {
+    let per_statement = tx.rows_per_statement();
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
-        insert_events(tx, events.by_ref().take(MAX_EVENTS_PER_STATEMENT).collect()).await?;
+        insert_events(tx, events.by_ref().take(per_statement).collect()).await?;
     }
     Ok(())
 }

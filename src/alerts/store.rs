@@ -68,12 +68,18 @@ pub struct NewAlert<'a> {
 /// Columns bound per row by `insert_many`.
 const INSERT_BINDS_PER_ROW: usize = 12;
 
-/// Inserts the alerts in one statement and returns their ids, in input order.
+/// Inserts the alerts, one statement per `Tx::rows_per_statement` of them, and returns their
+/// ids in input order.
 pub async fn insert_many(tx: &mut Tx, alerts: &[NewAlert<'_>]) -> sqlx::Result<Vec<i64>> {
-    if alerts.is_empty() {
-        return Ok(Vec::new());
-    }
     let at = now();
+    let mut ids = Vec::with_capacity(alerts.len());
+    for chunk in alerts.chunks(tx.rows_per_statement()) {
+        ids.extend(insert_chunk(tx, chunk, at).await?);
+    }
+    Ok(ids)
+}
+
+async fn insert_chunk(tx: &mut Tx, alerts: &[NewAlert<'_>], at: DateTime<Utc>) -> sqlx::Result<Vec<i64>> {
     // $1 = the ingest time; then INSERT_BINDS_PER_ROW placeholders per row.
     let rows: Vec<String> = (0..alerts.len())
         .map(|row| {

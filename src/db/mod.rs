@@ -152,6 +152,19 @@ impl Tx {
             Tx::Sqlite(tx) => tx.commit().await,
         }
     }
+
+    /// Rows per multi-row statement (the inserts of a group-commit or enrichment batch).
+    /// SQLite: sqlx binds each value after looking its placeholder up by number, a linear search
+    /// over the statement's placeholders, so binding one statement costs the square of their
+    /// count (perf: 8 % of the SQLite writer's time with ~1,500-value statements); 32 rows keep
+    /// that small and still write many rows per statement. PostgreSQL binds in one pass: up to
+    /// 1,000 rows, far below its 65,535-value limit.
+    pub fn rows_per_statement(&self) -> usize {
+        match self {
+            Tx::Postgres(_) => 1000,
+            Tx::Sqlite(_) => 32,
+        }
+    }
 }
 
 /// The public id of a new row of a high-volume table (alerts, jobs, activity events,

@@ -22,9 +22,6 @@ pub async fn upsert_and_link(tx: &mut Tx, alert_id: i64, indicator_type: &str, v
     Ok(indicator_id)
 }
 
-/// Rows per multi-row statement of `upsert_and_link_many`: far below both backends' bound-value
-/// limits.
-const MAX_ROWS_PER_STATEMENT: usize = 1000;
 
 /// What enrichment concluded about an indicator, written by its upsert: the providers' results
 /// (merged over the stored ones, provider by provider) and the verdict (unless an analyst owns it).
@@ -35,7 +32,7 @@ pub struct Verdict<'a> {
 }
 
 /// `upsert_and_link` for the indicators of many alerts (`(alert_id, type, value)`), in one
-/// multi-row upsert and one multi-row link per `MAX_ROWS_PER_STATEMENT` rows instead of two
+/// multi-row upsert and one multi-row link per `Tx::rows_per_statement` rows instead of two
 /// statements per indicator, and without reading ids back (the link statement joins on
 /// `(type, value)`): a batch of enrichment jobs costs a few round trips in all.
 ///
@@ -62,7 +59,7 @@ pub async fn upsert_and_link_many(
         Tx::Postgres(_) => "COALESCE(indicators.enrichment_results, '{}'::jsonb) || excluded.enrichment_results",
         Tx::Sqlite(_) => "excluded.enrichment_results",
     };
-    for chunk in unique.chunks(MAX_ROWS_PER_STATEMENT) {
+    for chunk in unique.chunks(tx.rows_per_statement()) {
         // $1 = timestamp, then (uuid, type, value, is_enriched, malice, results) per row.
         let rows: Vec<String> = (0..chunk.len())
             .map(|i| {
@@ -94,7 +91,7 @@ pub async fn upsert_and_link_many(
             query.execute(c).await.map(|_| ())
         })?;
     }
-    for chunk in links.chunks(MAX_ROWS_PER_STATEMENT) {
+    for chunk in links.chunks(tx.rows_per_statement()) {
         // `VALUES` names its columns column1… on both backends. SQLite needs the WHERE to parse
         // an INSERT … SELECT … JOIN followed by ON CONFLICT.
         // The fourth column keeps the input order, which is the order the links are listed in.
@@ -120,10 +117,10 @@ pub async fn upsert_and_link_many(
 
 /// SQLite: merges each verdict's results over those stored for its indicator (the stored
 /// provider keys the verdict does not carry are kept; anything but a JSON object stored there is
-/// replaced), so the upsert writes the merge. One read per `MAX_ROWS_PER_STATEMENT` indicators.
+/// replaced), so the upsert writes the merge. One read per `Tx::rows_per_statement` indicators.
 async fn merge_stored_results(tx: &mut Tx, verdicts: &mut HashMap<(&str, &str), Verdict<'_>>) -> sqlx::Result<()> {
     let pairs: Vec<(&str, &str)> = verdicts.keys().copied().collect();
-    for chunk in pairs.chunks(MAX_ROWS_PER_STATEMENT) {
+    for chunk in pairs.chunks(tx.rows_per_statement()) {
         // $3n+1, $3n+2: the pair; $3n+3: its position in the chunk, which names it in the answer.
         let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
         let sql = format!(

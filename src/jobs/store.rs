@@ -43,12 +43,18 @@ pub struct NewJob<'a> {
 /// Columns bound per job by `insert`.
 const INSERT_BINDS_PER_JOB: usize = 7;
 
-/// Inserts jobs in one statement (a group-commit batch's jobs); returns their uuids in order.
+/// Inserts jobs (a group-commit batch's jobs), one statement per `Tx::rows_per_statement` of
+/// them; returns their uuids in order.
 pub async fn insert(tx: &mut Tx, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<Uuid>> {
     let uuids: Vec<Uuid> = jobs.iter().map(|_| crate::db::row_uuid()).collect();
-    if jobs.is_empty() {
-        return Ok(uuids);
+    let per_statement = tx.rows_per_statement();
+    for (chunk, chunk_uuids) in jobs.chunks(per_statement).zip(uuids.chunks(per_statement)) {
+        insert_chunk(tx, chunk, chunk_uuids).await?;
     }
+    Ok(uuids)
+}
+
+async fn insert_chunk(tx: &mut Tx, jobs: &[NewJob<'_>], uuids: &[Uuid]) -> sqlx::Result<()> {
     // $1 = created_at/updated_at, then INSERT_BINDS_PER_JOB placeholders per job.
     let rows: Vec<String> = (0..jobs.len())
         .map(|row| {
@@ -63,13 +69,12 @@ pub async fn insert(tx: &mut Tx, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<Uuid>>
     );
     with_tx!(tx, c => {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now());
-        for (job, uuid) in jobs.iter().zip(&uuids) {
+        for (job, uuid) in jobs.iter().zip(uuids) {
             query = query.bind(*uuid).bind(job.queue).bind(job.task).bind(Json(&job.payload)).bind(job.max_attempts)
                 .bind(job.run_at).bind(job.dedupe_key.as_deref());
         }
         query.execute(c).await.map(|_| ())
-    })?;
-    Ok(uuids)
+    })
 }
 
 /// Claims up to `limit` due `todo` jobs of `tasks` on `queues` for `worker`, oldest first, in one
