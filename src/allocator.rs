@@ -1,11 +1,10 @@
-//! Allocator settings that decide most of the process's RSS. Measured with the load script on
-//! SQLite, back to back on one machine: idle 58 → 37 MiB, peak through the sustained run
-//! 138–141 → 107–108 MiB, and less CPU per alert (1.20–1.37 → 0.98–1.10 ms).
+//! Allocator settings that decide most of the process's RSS. Measured with the load script,
+//! back to back on one machine: SQLite idle 55 → 37 MiB and sustained peak 136–156 → 99–122 MiB,
+//! PostgreSQL idle 43 → 33 MiB and peak 125–135 → 88–101 MiB, CPU per alert unchanged within noise.
 //!
 //! - No transparent huge pages. mimalloc asks for them on its arenas (the crate's `no_thp`
 //!   feature stops that) and a host with THP `always` hands them out unasked (the prctl stops
-//!   that): a 2 MiB page stays resident whole while one byte of it is live, and zeroing them cost
-//!   CPU under load.
+//!   that): a 2 MiB page stays resident whole while one byte of it is live.
 //! - Freed memory goes back to the OS at once. By default mimalloc waits a second and then purges
 //!   only when the same thread allocates again, so what a burst freed stayed resident while the
 //!   process idled.

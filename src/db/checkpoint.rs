@@ -23,7 +23,7 @@ use std::time::Duration;
 use sqlx::ConnectOptions;
 use tokio_util::sync::CancellationToken;
 
-use super::{Db, SQLITE_WRITERS};
+use super::{Db, sqlite_writer};
 
 /// How often the background checkpoint runs.
 const EVERY: Duration = Duration::from_millis(200);
@@ -40,22 +40,11 @@ static CHECKPOINTED_IN_BACKGROUND: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock:
 
 /// The `wal_autocheckpoint` a new writer connection to `path` gets.
 pub(super) fn writer_autocheckpoint(path: &Path) -> &'static str {
-    if background(path, None) { "0" } else { DEFAULT_AUTOCHECKPOINT }
+    if checkpointed_in_background().contains(path) { "0" } else { DEFAULT_AUTOCHECKPOINT }
 }
 
-/// Whether `path` is checkpointed in the background; `set` changes it first.
-fn background(path: &Path, set: Option<bool>) -> bool {
-    let mut files = CHECKPOINTED_IN_BACKGROUND.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    match set {
-        Some(true) => {
-            files.insert(path.to_path_buf());
-        }
-        Some(false) => {
-            files.remove(path);
-        }
-        None => {}
-    }
-    files.contains(path)
+fn checkpointed_in_background() -> std::sync::MutexGuard<'static, HashSet<PathBuf>> {
+    CHECKPOINTED_IN_BACKGROUND.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Checkpoints `db` (SQLite; nothing on PostgreSQL) until `shutdown`, then gives checkpoints back
@@ -74,7 +63,7 @@ pub async fn run(db: Db, shutdown: CancellationToken) {
             let c = conn.as_mut().expect("connected above");
             let frames = checkpoint(c).await?;
             if in_background && frames > REWIND_AFTER_FRAMES {
-                let _writers_wait = gate(&path).lock_owned().await;
+                let _writers_wait = sqlite_writer(&path).lock_owned().await;
                 checkpoint(c).await?;
             }
             Ok::<_, sqlx::Error>(())
@@ -108,18 +97,16 @@ async fn checkpoint(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<i64> {
     Ok(frames)
 }
 
-/// The write gate of the file at `path` (see `Db::begin`).
-fn gate(path: &Path) -> super::SqliteWriter {
-    let mut writers = SQLITE_WRITERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    writers.entry(path.to_path_buf()).or_default().clone()
-}
-
 /// Moves checkpoints to this task (`background`) or back to the writer, and sets the writer's
 /// connection (if open) to match. Returns whether checkpoints are now in the background.
 async fn hand_over(path: &Path, to_background: bool) -> bool {
-    background(path, Some(to_background));
+    if to_background {
+        checkpointed_in_background().insert(path.to_path_buf());
+    } else {
+        checkpointed_in_background().remove(path);
+    }
     // Holding the gate, no write transaction is open on the writer.
-    let gate = gate(path);
+    let gate = sqlite_writer(path);
     let mut writer = gate.lock().await;
     if let Some(conn) = writer.as_mut() {
         let pages = if to_background { "0" } else { DEFAULT_AUTOCHECKPOINT };

@@ -25,6 +25,12 @@ type SqliteWriter = std::sync::Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnect
 static SQLITE_WRITERS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, SqliteWriter>>> =
     std::sync::LazyLock::new(Default::default);
 
+/// The write gate (and write connection) of the SQLite file at `path`.
+fn sqlite_writer(path: &std::path::Path) -> SqliteWriter {
+    let mut writers = SQLITE_WRITERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    writers.entry(path.to_path_buf()).or_default().clone()
+}
+
 #[derive(Clone, Debug)]
 pub enum Db {
     Postgres(PgPool),
@@ -76,11 +82,7 @@ impl SqliteTx {
     async fn begin(pool: &SqlitePool) -> Result<Self, sqlx::Error> {
         use sqlx::ConnectOptions;
         let options = pool.connect_options();
-        let gate = {
-            let mut writers = SQLITE_WRITERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            writers.entry(options.get_filename().to_path_buf()).or_default().clone()
-        };
-        let mut writer = gate.lock_owned().await;
+        let mut writer = sqlite_writer(options.get_filename()).lock_owned().await;
         if writer.is_none() {
             // The writer alone gets the large page cache: it touches the hot pages of the
             // ingest and queue tables on every batch.

@@ -22,7 +22,6 @@ pub async fn upsert_and_link(tx: &mut Tx, alert_id: i64, indicator_type: &str, v
     Ok(indicator_id)
 }
 
-
 /// What enrichment concluded about an indicator, written by its upsert: the providers' results
 /// (merged over the stored ones, provider by provider) and the verdict (unless an analyst owns it).
 #[derive(Debug, Default)]
