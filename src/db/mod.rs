@@ -208,7 +208,13 @@ impl Db {
     /// needed. SQLite runs in WAL mode with FULL synchronous commits: a commit is durable.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?.statement_cache_capacity(POSTGRES_STATEMENT_CACHE_CAPACITY);
+            // No JIT: every statement here is short, and PostgreSQL decides to compile one from
+            // its estimated cost. On tables whose statistics lag (young, or autovacuum off) a
+            // 50-row read was estimated at 400,000 and JIT-compiled on every enrichment batch,
+            // costing more than the read itself. The URL's own `options` still apply.
+            let options = PgConnectOptions::from_str(url)?
+                .statement_cache_capacity(POSTGRES_STATEMENT_CACHE_CAPACITY)
+                .options([("jit", "off")]);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(2))
                 // Half the pool is kept open by the pool's background task: the first requests
