@@ -3,6 +3,7 @@
 //! at shutdown is released; one that is running is allowed to finish (within its lease).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -13,6 +14,10 @@ use super::registry::{Entry, Registry};
 use super::store::{self, AfterFailure, Claim, JobRow};
 use super::{JobCtx, JobError};
 use crate::db::{Db, now};
+
+/// How long a woken worker waits for more jobs before it claims (see `Runner::gather`): at most
+/// this much added to a job's start, so that under load a claim takes the jobs of several commits.
+const CLAIM_LINGER: Duration = Duration::from_millis(20);
 
 /// Wakes idle workers in this process when a job is enqueued here, so latency is not bound by
 /// the poll interval; workers in other processes find jobs by polling.
@@ -61,7 +66,22 @@ pub async fn run_workers<Ctx: Clone + Send + Sync + 'static>(
     shutdown: CancellationToken,
 ) {
     let registry = Arc::new(registry);
-    let runner = Arc::new(Runner { registry: registry.clone(), ctx, db: db.clone(), config: config.clone(), wakeup: wakeup.clone() });
+    // SQLite: one claim at a time in this process. Workers woken together all saw jobs in their
+    // read probe and queued on the write gate, where the first took every job and the rest
+    // committed empty claims (measured: half of all claims under sustained load, each a write
+    // transaction the ingest writer waited behind). Taking turns, a later worker's probe sees the
+    // first one's claim. PostgreSQL claims in parallel (`SKIP LOCKED`).
+    let claim_turn = matches!(db, Db::Sqlite(_)).then(|| tokio::sync::Mutex::new(()));
+    let runner = Arc::new(Runner {
+        registry: registry.clone(),
+        ctx,
+        db: db.clone(),
+        config: config.clone(),
+        wakeup: wakeup.clone(),
+        claim_turn,
+        gathering: AtomicBool::new(false),
+        backlog: AtomicBool::new(false),
+    });
     let mut loops: Vec<_> = (0..config.concurrency.max(1))
         .map(|i| tokio::spawn(runner.clone().worker_loop(worker_id(i), shutdown.clone())))
         .collect();
@@ -106,6 +126,12 @@ pub(crate) struct Runner<Ctx> {
     db: Db,
     config: WorkerConfig,
     wakeup: Wakeup,
+    /// Serializes this process's claims on SQLite (see `run_workers`).
+    claim_turn: Option<tokio::sync::Mutex<()>>,
+    /// A woken worker is waiting for more jobs before it claims (see `gather`).
+    gathering: AtomicBool,
+    /// The last claim of a batching class came back full (see `gather`).
+    backlog: AtomicBool,
 }
 
 impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
@@ -113,13 +139,27 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
         let worker: Arc<str> = worker.into();
         let groups = self.registry.claim_groups();
         while !shutdown.is_cancelled() {
+            if !self.gather(&shutdown).await {
+                // Another worker is gathering: its claim takes the jobs waiting now.
+                self.idle(self.config.poll, &shutdown).await;
+                continue;
+            }
             // Each claim class in turn (batching job types first); idle only when all are empty.
             // Only registered task names are claimed: a job of a type this binary does not know
             // (a newer release's, during a rolling deploy) waits for a worker that does.
             let mut worked = false;
             let mut failed = false;
             for group in &groups {
-                match store::claim(&self.db, &worker, &[group.queue], &group.tasks, self.config.lease, group.batch_size).await {
+                let turn = match &self.claim_turn {
+                    Some(turn) => Some(turn.lock().await),
+                    None => None,
+                };
+                let claimed = store::claim(&self.db, &worker, &[group.queue], &group.tasks, self.config.lease, group.batch_size).await;
+                drop(turn);
+                if let (Ok(jobs), true) = (&claimed, group.batch_size > 1) {
+                    self.backlog.store(jobs.len() >= group.batch_size, Ordering::Relaxed);
+                }
+                match claimed {
                     Ok(jobs) if jobs.is_empty() => {}
                     Ok(jobs) => {
                         if jobs.len() >= group.batch_size {
@@ -145,12 +185,44 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
                 continue;
             }
             let idle = if failed { self.config.poll * 4 } else { self.config.poll };
-            tokio::select! {
-                _ = self.wakeup.wait() => {}
-                _ = tokio::time::sleep(idle) => {}
-                _ = shutdown.cancelled() => {}
-            }
+            self.idle(idle, &shutdown).await;
         }
+    }
+
+    /// Until a wake-up, the poll interval or shutdown.
+    async fn idle(&self, poll: Duration, shutdown: &CancellationToken) {
+        tokio::select! {
+            _ = self.wakeup.wait() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+
+    /// Before a claim: waits `CLAIM_LINGER` so the jobs of the commits that follow join one
+    /// claim, unless another worker is already gathering (then returns false: that worker's claim
+    /// takes these jobs, and this one goes back to waiting) or the last claim came back full
+    /// (a backlog: no reason to wait).
+    ///
+    /// Why: producers wake one idle worker per commit, and with idle workers to spare each claim
+    /// took only the few jobs of one commit. On PostgreSQL that made enrichment batches of ~6
+    /// alerts, each paying a claim, a transaction and a dozen statements (measured: 920–1,000
+    /// alerts/s sustained, 1.4–1.5 ms of database CPU per alert; with two workers, whose batches
+    /// grew while they were busy, 1,590/s and 1.17 ms).
+    async fn gather(&self, shutdown: &CancellationToken) -> bool {
+        if self.backlog.load(Ordering::Relaxed) {
+            return true;
+        }
+        if self.gathering.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CLAIM_LINGER) => {}
+            _ = shutdown.cancelled() => {}
+        }
+        // Cleared before the claim: a job committed after the claim's snapshot wakes a worker
+        // that gathers again.
+        self.gathering.store(false, Ordering::Release);
+        true
     }
 
     /// Runs one claim's jobs (all of one claim class), one handler call per task, and records
