@@ -320,3 +320,62 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn runner() -> (Arc<Runner<()>>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/runner.db", dir.path().display()), 2).await.unwrap();
+        let config = WorkerConfig {
+            concurrency: 2,
+            lease: Duration::from_secs(2),
+            poll: Duration::from_millis(20),
+            reap_every: Duration::from_millis(100),
+        };
+        let runner = Runner {
+            registry: Arc::new(Registry::new()),
+            ctx: (),
+            db,
+            config,
+            wakeup: Wakeup::default(),
+            claim_turn: None,
+            gathering: AtomicBool::new(false),
+            backlog: AtomicBool::new(false),
+        };
+        (Arc::new(runner), dir)
+    }
+
+    #[tokio::test]
+    async fn one_woken_worker_gathers_while_the_others_go_back_to_waiting() {
+        let (runner, _dir) = runner().await;
+        let shutdown = CancellationToken::new();
+        let started = std::time::Instant::now();
+        let first = tokio::spawn({
+            let (runner, shutdown) = (runner.clone(), shutdown.clone());
+            async move { runner.gather(&shutdown).await }
+        });
+        while !runner.gathering.load(Ordering::Acquire) {
+            tokio::task::yield_now().await;
+        }
+        // A second worker woken meanwhile leaves the jobs to the first one's claim, at once.
+        assert!(!runner.gather(&shutdown).await);
+        assert!(started.elapsed() < CLAIM_LINGER);
+        // The first claims after the linger, and the next worker may gather again.
+        assert!(first.await.unwrap());
+        assert!(started.elapsed() >= CLAIM_LINGER);
+        assert!(!runner.gathering.load(Ordering::Acquire));
+    }
+
+    #[tokio::test]
+    async fn a_backlog_is_claimed_without_lingering() {
+        let (runner, _dir) = runner().await;
+        let shutdown = CancellationToken::new();
+        runner.backlog.store(true, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        assert!(runner.gather(&shutdown).await);
+        assert!(runner.gather(&shutdown).await, "every worker claims while the claims come back full");
+        assert!(started.elapsed() < CLAIM_LINGER);
+    }
+}
