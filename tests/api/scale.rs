@@ -228,26 +228,36 @@ async fn metrics_rollups_follow_changes(backend: Backend) {
     assert_eq!(m["alerts_by_severity"], json!({"High": 40, "Low": 80}));
     assert_eq!(m["alerts_over_time"], json!([{"date": "2026-01-01", "count": 120}]));
 
-    // Changes to the rolled-up day show at once (the day is dirty, so read live).
+    // Changes to the rolled-up day show at once (the day is dirty, so read live): a late insert
+    // (a backfill) at 00:00:30, then an update and a delete.
+    let (uuid, late) = (if sqlite(&server) { "randomblob(16)" } else { "gen_random_uuid()" }, time_sql(&server, "30"));
+    server
+        .db_execute(&format!(
+            "INSERT INTO alerts (uuid, title, severity, source_name, occurred_at, ingested_at, status, created_at, updated_at) \
+             VALUES ({uuid}, 'late', 'Low', 'bulk', {late}, {late}, 'Open', {late}, {late})"
+        ))
+        .await;
+    let m = get(&server, window).await["data"].clone();
+    assert_eq!((m["total_alerts"].clone(), m["alerts_by_status"].clone()), (json!(121), json!({"Open": 91, "Closed": 30})));
     server.db_execute("UPDATE alerts SET status = 'Closed' WHERE title = 'a1'").await;
     server.db_execute("DELETE FROM alerts WHERE title = 'a2'").await;
     let m = get(&server, window).await["data"].clone();
-    assert_eq!(m["total_alerts"], 119);
-    assert_eq!(m["alerts_by_status"], json!({"Open": 88, "Closed": 31}));
+    assert_eq!(m["total_alerts"], 120);
+    assert_eq!(m["alerts_by_status"], json!({"Open": 89, "Closed": 31}));
     // A window with partial days reads their alerts live: the first minute only.
     let minute = get(&server, "/v1/metrics/alerts?from_time=2026-01-01T00:00:00Z&to_time=2026-01-01T00:01:00Z").await["data"].clone();
-    assert_eq!(minute["total_alerts"], 58); // a1..a59 minus a2 (a60 is at 00:01:00)
+    assert_eq!(minute["total_alerts"], 59); // a1..a59 minus a2 (a60 is at 00:01:00), plus the late one
     // The dirty hour too.
     let m = get(&server, hours).await["data"].clone();
-    assert_eq!((m["total_alerts"].clone(), m["alerts_by_status"].clone()), (json!(119), json!({"Open": 88, "Closed": 31})));
+    assert_eq!((m["total_alerts"].clone(), m["alerts_by_status"].clone()), (json!(120), json!({"Open": 89, "Closed": 31})));
     // Once recomputed, the rollup agrees.
     let recomputed = eventually(Duration::from_secs(20), || async {
-        server.db_count("SELECT CAST(COALESCE(SUM(alerts), 0) AS BIGINT) FROM alert_metrics_daily WHERE day = '2026-01-01'").await == 119
-            && server.db_count(hourly).await == 119
+        server.db_count("SELECT CAST(COALESCE(SUM(alerts), 0) AS BIGINT) FROM alert_metrics_daily WHERE day = '2026-01-01'").await == 120
+            && server.db_count(hourly).await == 120
     })
     .await;
     assert!(recomputed);
     let m = get(&server, window).await["data"].clone();
-    assert_eq!((m["total_alerts"].clone(), m["alerts_by_status"].clone()), (json!(119), json!({"Open": 88, "Closed": 31})));
+    assert_eq!((m["total_alerts"].clone(), m["alerts_by_status"].clone()), (json!(120), json!({"Open": 89, "Closed": 31})));
 }
 dual!(metrics_rollups_follow_changes);
