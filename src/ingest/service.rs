@@ -217,9 +217,10 @@ async fn mapping_reader(state: AppState, mut waiting: mpsc::UnboundedReceiver<Ma
 /// One ingest writer per process, on both backends. SQLite admits one writer anyway. On
 /// PostgreSQL, parallel writers split the waiting requests into small batches (four writers:
 /// ~2.4 alerts per transaction, one: ~16), and a batch's cost is mostly per statement (executor
-/// start-up, the metrics trigger, planning), not per row: one writer took 3,536 alerts/s at 0.20 ms of PostgreSQL CPU each, four took 2,921/s at 0.39 ms
-/// (`ROLES=api scripts/load/run.sh postgres 15`). Batches grow by themselves when a round trip
-/// costs more (a remote server), up to `MAX_BATCH`.
+/// start-up, the metrics trigger, planning), not per row: one writer took 3,536 alerts/s at
+/// 0.20 ms of PostgreSQL CPU each, four took 2,921/s at 0.39 ms (`ROLES=api
+/// scripts/load/run.sh postgres 15`). Batches grow by themselves when a round trip costs more
+/// (a remote server), up to `MAX_BATCH`.
 async fn writer(state: AppState, mut queue: mpsc::Receiver<WriteRequest>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {

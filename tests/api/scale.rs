@@ -230,7 +230,7 @@ async fn metrics_rollups_follow_changes(backend: Backend) {
 
     // Changes to the rolled-up day show at once (the day is dirty, so read live): a late insert
     // (a backfill) at 00:00:30, then an update and a delete.
-    let (uuid, late) = (if sqlite(&server) { "randomblob(16)" } else { "gen_random_uuid()" }, time_sql(&server, "30"));
+    let (uuid, late) = (server.uuid_sql(uuid::Uuid::new_v4()), time_sql(&server, "30"));
     server
         .db_execute(&format!(
             "INSERT INTO alerts (uuid, title, severity, source_name, occurred_at, ingested_at, status, created_at, updated_at) \
