@@ -256,8 +256,9 @@ async fn writer(state: AppState, mut queue: mpsc::Receiver<WriteRequest>) {
     }
 }
 
-/// Once per committed batch that queued enrichment: one idle worker wakes and claims the batch's
-/// jobs together (a worker that claims a full batch wakes the next, see `jobs::runner`). A wake-up
+/// Once per committed batch that queued enrichment: one idle worker wakes and takes the batch's
+/// jobs together, handed over or claimed (a worker that takes a full batch wakes the next, see
+/// `jobs::runner`). A wake-up
 /// per alert woke every idle worker for a few jobs each: many small enrichment batches, each with
 /// its own transactions, where one batch would do.
 fn wake_workers(state: &AppState, responses: &[IngestResponse]) {
@@ -361,7 +362,7 @@ async fn persist_batch(state: &AppState, alerts: &[&PreparedAlert]) -> Result<Ve
     let new_ids = alerts::insert_many(&mut tx, &rows).await?;
     let jobs: Vec<EnrichAlert> =
         new.iter().zip(&new_ids).filter(|(alert, _)| alert.enqueue_enrichment).map(|(alert, id)| EnrichAlert { alert_id: *id, traceparent: alert.traceparent.clone() }).collect();
-    jobs::enqueue_many(&mut tx, &jobs).await?;
+    let enqueued = jobs::enqueue_many_here(&mut tx, &state.wakeup, &jobs).await?;
 
     let mut events = Vec::with_capacity(alerts.len());
     let mut responses = Vec::with_capacity(alerts.len());
@@ -392,5 +393,6 @@ async fn persist_batch(state: &AppState, alerts: &[&PreparedAlert]) -> Result<Ve
     }
     activity::record_all(&mut tx, events).await?;
     tx.commit().await?;
+    enqueued.hand_over(&state.db, &state.wakeup).await;
     Ok(responses)
 }

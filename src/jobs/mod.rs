@@ -45,6 +45,7 @@
 //!   `JobCtx::complete_in` fails with `LeaseLost` in the very transaction of its writes.
 
 mod context;
+mod handoff;
 mod job;
 mod periodic;
 mod prune;
@@ -65,7 +66,9 @@ pub use registry::Registry;
 pub use store::queue_depths;
 pub use runner::{Wakeup, WorkerConfig, run_workers};
 
-use crate::db::{Tx, now};
+use crate::db::{Db, Tx, now};
+use handoff::Reservation;
+use store::JobRow;
 
 /// Enqueues `job` to run as soon as a worker is free, in the caller's transaction: it exists
 /// exactly when the caller's writes commit. Call `Wakeup::job_enqueued` after the commit so this
@@ -85,6 +88,44 @@ pub async fn enqueue_many<J: Job>(tx: &mut Tx, jobs: &[J]) -> sqlx::Result<Vec<U
     let at = now();
     let rows = jobs.iter().map(|job| new_job(job, at)).collect::<sqlx::Result<Vec<_>>>()?;
     store::insert(tx, &rows).await
+}
+
+/// `enqueue_many` for jobs this process's own workers may run: as many as they have room for are
+/// inserted already claimed by them (see `handoff`: no claim transaction has to find them), the
+/// rest queue as usual. After the commit, `Enqueued::hand_over` gives them to the workers; if the
+/// transaction does not commit, dropping the `Enqueued` gives the room back.
+pub async fn enqueue_many_here<J: Job>(tx: &mut Tx, wakeup: &Wakeup, jobs: &[J]) -> sqlx::Result<Enqueued> {
+    let at = now();
+    let rows = jobs.iter().map(|job| new_job(job, at)).collect::<sqlx::Result<Vec<_>>>()?;
+    let reservation = wakeup.handoff.reserve(J::NAME, rows.len());
+    let (claimed, queued) = rows.split_at(reservation.as_ref().map_or(0, Reservation::count));
+    let handed = match reservation {
+        Some(reservation) => {
+            let (worker, locked_until) = reservation.claim();
+            let jobs = store::insert_claimed(tx, claimed, worker, locked_until).await?;
+            Some((reservation, jobs))
+        }
+        None => None,
+    };
+    store::insert(tx, queued).await?;
+    Ok(Enqueued { handed })
+}
+
+/// Jobs inserted by `enqueue_many_here`, some of them claimed for this process's workers.
+pub struct Enqueued {
+    handed: Option<(Reservation, Vec<JobRow>)>,
+}
+
+impl Enqueued {
+    /// After the commit: hands the claimed jobs to this process's workers and wakes one. (The jobs
+    /// that queued as usual need `Wakeup::job_enqueued`, as any enqueue.)
+    pub async fn hand_over(self, db: &Db, wakeup: &Wakeup) {
+        if let Some((reservation, jobs)) = self.handed
+            && wakeup.handoff.hand_over(db, reservation, jobs).await
+        {
+            wakeup.job_enqueued();
+        }
+    }
 }
 
 fn new_job<J: Job>(job: &J, run_at: DateTime<Utc>) -> sqlx::Result<store::NewJob<'static>> {

@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::handoff::{Handed, Handoff};
 use super::registry::{Entry, Registry};
 use super::store::{self, AfterFailure, Claim, JobRow};
 use super::{JobCtx, JobError};
@@ -19,17 +20,21 @@ use crate::db::{Db, now};
 /// this much added to a job's start, so that under load a claim takes the jobs of several commits.
 const CLAIM_LINGER: Duration = Duration::from_millis(20);
 
-/// Wakes idle workers in this process when a job is enqueued here, so latency is not bound by
-/// the poll interval; workers in other processes find jobs by polling.
+/// How producers in this process reach its workers: a wake-up when a job is enqueued here, so
+/// latency is not bound by the poll interval (workers in other processes find jobs by polling),
+/// and the handoff of jobs inserted already claimed by these workers (`handoff`).
 #[derive(Default, Clone)]
-pub struct Wakeup(Arc<Notify>);
+pub struct Wakeup {
+    notify: Arc<Notify>,
+    pub(crate) handoff: Arc<Handoff>,
+}
 
 impl Wakeup {
     pub fn job_enqueued(&self) {
-        self.0.notify_one();
+        self.notify.notify_one();
     }
     async fn wait(&self) {
-        self.0.notified().await
+        self.notify.notified().await
     }
 }
 
@@ -47,16 +52,15 @@ pub struct WorkerConfig {
     pub reap_every: Duration,
 }
 
-impl WorkerConfig {
-    /// The time a claimed batch may run: the lease minus a safety margin for recording the
-    /// outcome (a fifth of the lease, at most 5 s).
-    fn run_budget(&self) -> Duration {
-        self.lease.saturating_sub((self.lease / 5).min(Duration::from_secs(5)))
-    }
+/// The time a claimed batch may run: the lease minus a safety margin for recording the outcome
+/// (a fifth of the lease, at most 5 s).
+pub(crate) fn run_budget(lease: Duration) -> Duration {
+    lease.saturating_sub((lease / 5).min(Duration::from_secs(5)))
 }
 
 /// Runs the worker loops, the reaper and the periodic scheduler until `shutdown` fires, then
-/// waits for running jobs.
+/// waits for running jobs. The process's handoff (`wakeup`) is open while they run; at the end
+/// the handed jobs no worker took are released.
 pub async fn run_workers<Ctx: Clone + Send + Sync + 'static>(
     registry: Registry<Ctx>,
     ctx: Ctx,
@@ -66,6 +70,8 @@ pub async fn run_workers<Ctx: Clone + Send + Sync + 'static>(
     shutdown: CancellationToken,
 ) {
     let registry = Arc::new(registry);
+    let batch_sizes = registry.names().into_iter().filter_map(|name| registry.get(name).map(|entry| (entry.name, entry.batch_size))).collect();
+    wakeup.handoff.open(worker_id("handoff").into(), config.lease, config.concurrency, batch_sizes);
     // SQLite: one claim at a time in this process. Workers woken together all saw jobs in their
     // read probe and queued on the write gate, where the first took every job and the rest
     // committed empty claims (measured: half of all claims under sustained load, each a write
@@ -94,12 +100,14 @@ pub async fn run_workers<Ctx: Clone + Send + Sync + 'static>(
     for handle in loops {
         let _ = handle.await;
     }
+    runner.wakeup.handoff.close(&runner.db).await;
     tracing::info!("workers drained");
 }
 
-fn worker_id(index: usize) -> String {
+/// `host:pid:label:random`, where label is the worker loop's index (or `handoff`).
+fn worker_id(label: impl std::fmt::Display) -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "calseta".into());
-    format!("{host}:{}:{index}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!("{host}:{}:{label}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
 /// Requeues jobs whose lease expired, every `every`. Several processes may run it at once.
@@ -144,20 +152,40 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
                 self.idle(self.config.poll, &shutdown).await;
                 continue;
             }
+            let mut worked = false;
+            let mut failed = false;
+            // Whether a batch came back full: more are waiting, claim again without lingering.
+            let mut backlog = false;
+            // Jobs handed over by this process's producers first (already claimed), then the
+            // table's, so that jobs of other processes and older ones still get their turn.
+            if let Some((owner, batch_size, handed)) = self.wakeup.handoff.take() {
+                backlog |= batch_size > 1 && handed.len() >= batch_size;
+                if handed.len() >= batch_size {
+                    self.wakeup.job_enqueued();
+                }
+                let deadline = handed.iter().map(|h| h.deadline).min().unwrap_or_else(tokio::time::Instant::now);
+                let jobs: Vec<JobRow> = handed.into_iter().map(|Handed { job, .. }| job).collect();
+                if shutdown.is_cancelled() {
+                    let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
+                    let _ = store::release(&self.db, &ids, &owner).await;
+                    return;
+                }
+                self.run_claimed(&owner, jobs, deadline).await;
+                worked = true;
+            }
             // Each claim class in turn (batching job types first); idle only when all are empty.
             // Only registered task names are claimed: a job of a type this binary does not know
             // (a newer release's, during a rolling deploy) waits for a worker that does.
-            let mut worked = false;
-            let mut failed = false;
             for group in &groups {
                 let turn = match &self.claim_turn {
                     Some(turn) => Some(turn.lock().await),
                     None => None,
                 };
+                let deadline = tokio::time::Instant::now() + run_budget(self.config.lease);
                 let claimed = store::claim(&self.db, &worker, &[group.queue], &group.tasks, self.config.lease, group.batch_size).await;
                 drop(turn);
                 if let (Ok(jobs), true) = (&claimed, group.batch_size > 1) {
-                    self.backlog.store(jobs.len() >= group.batch_size, Ordering::Relaxed);
+                    backlog |= jobs.len() >= group.batch_size;
                 }
                 match claimed {
                     Ok(jobs) if jobs.is_empty() => {}
@@ -172,7 +200,7 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
                             let _ = store::release(&self.db, &ids, &worker).await;
                             return;
                         }
-                        self.run_claimed(&worker, jobs).await;
+                        self.run_claimed(&worker, jobs, deadline).await;
                         worked = true;
                     }
                     Err(e) => {
@@ -181,6 +209,7 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
                     }
                 }
             }
+            self.backlog.store(backlog, Ordering::Relaxed);
             if worked {
                 continue;
             }
@@ -226,8 +255,9 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
     }
 
     /// Runs one claim's jobs (all of one claim class), one handler call per task, and records
-    /// what did not succeed.
-    pub(crate) async fn run_claimed(&self, worker: &Arc<str>, jobs: Vec<JobRow>) {
+    /// what did not succeed. Handlers still running at `deadline` (shortly before the claim's
+    /// lease ends) are cancelled.
+    pub(crate) async fn run_claimed(&self, worker: &Arc<str>, jobs: Vec<JobRow>, deadline: tokio::time::Instant) {
         let mut by_task: std::collections::BTreeMap<String, Vec<JobRow>> = Default::default();
         for job in jobs {
             by_task.entry(job.task.clone()).or_default().push(job);
@@ -250,12 +280,12 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
                 }
             }
             if !runnable.is_empty() {
-                self.run_batch(worker, entry, runnable).await;
+                self.run_batch(worker, entry, runnable, deadline).await;
             }
         }
     }
 
-    async fn run_batch(&self, worker: &Arc<str>, entry: &Entry<Ctx>, jobs: Vec<JobRow>) {
+    async fn run_batch(&self, worker: &Arc<str>, entry: &Entry<Ctx>, jobs: Vec<JobRow>, deadline: tokio::time::Instant) {
         let contexts: Vec<JobCtx> =
             jobs.iter().map(|job| JobCtx::new(job.id, job.uuid, job.attempts, entry.retry.max_attempts, worker.clone())).collect();
         let input: Vec<(Value, JobCtx)> = jobs.iter().zip(&contexts).map(|(job, ctx)| (job.payload.0.clone(), ctx.clone())).collect();
@@ -264,7 +294,7 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
         let started = std::time::Instant::now();
         let span = crate::observability::otel::job_span(entry.name, entry.queue, jobs.iter().map(|job| &job.payload.0));
         let mut handle = tokio::spawn(tracing::Instrument::instrument((entry.run)(self.ctx.clone(), input), span));
-        let outcomes: Vec<Result<(), JobError>> = match tokio::time::timeout(self.config.run_budget(), &mut handle).await {
+        let outcomes: Vec<Result<(), JobError>> = match tokio::time::timeout_at(deadline, &mut handle).await {
             Ok(Ok(outcomes)) => outcomes,
             Ok(Err(join_error)) => jobs.iter().map(|_| Err(JobError::Fatal(format!("handler panicked: {join_error}")))).collect(),
             Err(_) => {

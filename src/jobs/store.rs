@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::FromRow;
@@ -43,38 +45,76 @@ pub struct NewJob<'a> {
 /// Columns bound per job by `insert`.
 const INSERT_BINDS_PER_JOB: usize = 7;
 
+/// The insert of `count` jobs: `todo`, or claimed (`$2`, `$3` = locked_by, locked_until) and
+/// returning `(id, uuid)`. Binds: `$1` = created_at/updated_at (and started_at when claimed),
+/// `$2`, `$3` (NULL for `todo` jobs), then `INSERT_BINDS_PER_JOB` per job (see `bind_jobs!`).
+fn insert_sql(count: usize, claimed: bool) -> String {
+    let (status, attempts, started_at) = if claimed { ("'doing'", 1, "$1") } else { ("'todo'", 0, "NULL") };
+    let rows: Vec<String> = (0..count)
+        .map(|row| {
+            let p = |column: usize| format!("${}", 4 + row * INSERT_BINDS_PER_JOB + column);
+            format!(
+                "({}, {}, {}, {}, {status}, {attempts}, {}, 0, {}, {}, $2, $3, {started_at}, $1, $1)",
+                p(0), p(1), p(2), p(3), p(4), p(5), p(6)
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO jobs (uuid, queue, task, payload, status, attempts, max_attempts, backoff_seconds, run_at, dedupe_key, \
+         locked_by, locked_until, started_at, created_at, updated_at) VALUES {}{}",
+        rows.join(", "),
+        if claimed { " RETURNING id, uuid" } else { "" }
+    )
+}
+
+/// Binds the jobs of a chunk after `insert_sql`'s first three placeholders.
+macro_rules! bind_jobs {
+    ($query:expr, $jobs:expr, $uuids:expr) => {{
+        let mut query = $query;
+        for (job, uuid) in $jobs.iter().zip($uuids) {
+            query = query.bind(*uuid).bind(job.queue).bind(job.task).bind(Json(&job.payload)).bind(job.max_attempts)
+                .bind(job.run_at).bind(job.dedupe_key.as_deref());
+        }
+        query
+    }};
+}
+
 /// Inserts jobs (a group-commit batch's jobs), one statement per `Tx::rows_per_statement` of
 /// them; returns their uuids in order.
 pub async fn insert(tx: &mut Tx, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<Uuid>> {
     let uuids: Vec<Uuid> = jobs.iter().map(|_| crate::db::row_uuid()).collect();
     let per_statement = tx.rows_per_statement();
     for (chunk, chunk_uuids) in jobs.chunks(per_statement).zip(uuids.chunks(per_statement)) {
-        insert_chunk(tx, chunk, chunk_uuids).await?;
+        let sql = insert_sql(chunk.len(), false);
+        with_tx!(tx, c => {
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now()).bind(None::<&str>).bind(None::<DateTime<Utc>>);
+            bind_jobs!(query, chunk, chunk_uuids).execute(c).await.map(|_| ())
+        })?;
     }
     Ok(uuids)
 }
 
-async fn insert_chunk(tx: &mut Tx, jobs: &[NewJob<'_>], uuids: &[Uuid]) -> sqlx::Result<()> {
-    // $1 = created_at/updated_at, then INSERT_BINDS_PER_JOB placeholders per job.
-    let rows: Vec<String> = (0..jobs.len())
-        .map(|row| {
-            let p = |column: usize| format!("${}", 2 + row * INSERT_BINDS_PER_JOB + column);
-            format!("({}, {}, {}, {}, 'todo', 0, {}, 0, {}, {}, $1, $1)", p(0), p(1), p(2), p(3), p(4), p(5), p(6))
+/// Inserts jobs already claimed (`doing`, attempt 1) by `worker` until `locked_until`: the jobs a
+/// producer hands to its own process's workers (`handoff`). Returns them as claimed, in order.
+pub async fn insert_claimed(tx: &mut Tx, jobs: &[NewJob<'_>], worker: &str, locked_until: DateTime<Utc>) -> sqlx::Result<Vec<JobRow>> {
+    let uuids: Vec<Uuid> = jobs.iter().map(|_| crate::db::row_uuid()).collect();
+    let mut ids: HashMap<Uuid, i64> = HashMap::with_capacity(jobs.len());
+    let per_statement = tx.rows_per_statement();
+    for (chunk, chunk_uuids) in jobs.chunks(per_statement).zip(uuids.chunks(per_statement)) {
+        let sql = insert_sql(chunk.len(), true);
+        let inserted: Vec<(i64, Uuid)> = with_tx!(tx, c => {
+            let query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now()).bind(worker).bind(locked_until);
+            bind_jobs!(query, chunk, chunk_uuids).fetch_all(c).await
+        })?;
+        ids.extend(inserted.into_iter().map(|(id, uuid)| (uuid, id)));
+    }
+    jobs.iter()
+        .zip(uuids)
+        .map(|(job, uuid)| {
+            let id = ids.get(&uuid).copied().ok_or_else(|| sqlx::Error::Protocol(format!("job {uuid} was not returned by its insert")))?;
+            Ok(JobRow { id, uuid, queue: job.queue.to_owned(), task: job.task.to_owned(), payload: Json(job.payload.clone()), attempts: 1 })
         })
-        .collect();
-    let sql = format!(
-        "INSERT INTO jobs (uuid, queue, task, payload, status, attempts, max_attempts, backoff_seconds, run_at, dedupe_key, created_at, updated_at) \
-         VALUES {}",
-        rows.join(", ")
-    );
-    with_tx!(tx, c => {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now());
-        for (job, uuid) in jobs.iter().zip(uuids) {
-            query = query.bind(*uuid).bind(job.queue).bind(job.task).bind(Json(&job.payload)).bind(job.max_attempts)
-                .bind(job.run_at).bind(job.dedupe_key.as_deref());
-        }
-        query.execute(c).await.map(|_| ())
-    })
+        .collect()
 }
 
 /// Claims up to `limit` due `todo` jobs of `tasks` on `queues` for `worker`, oldest first, in one

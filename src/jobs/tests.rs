@@ -137,6 +137,22 @@ impl Job for NoWrites {
     }
 }
 
+/// Writes a marker naming the claim it ran under (`by`: the worker, or this process's handoff).
+#[derive(Serialize, Deserialize)]
+struct WhoRan {}
+
+impl Job for WhoRan {
+    const NAME: &'static str = "who_ran";
+    type Context = TestCtx;
+    async fn run(self, ctx: TestCtx, job: JobCtx) -> Result<(), JobError> {
+        let mut tx = ctx.db.begin().await?;
+        enqueue(&mut tx, &Marker { by: job.worker().to_owned() }).await?;
+        job.complete_in(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 fn test_config() -> WorkerConfig {
     WorkerConfig {
         concurrency: 2,
@@ -297,6 +313,109 @@ async fn a_job_out_of_attempts_after_a_lost_lease_is_failed_without_running() {
         let (shutdown, workers) = start_workers(Registry::new().register::<Sleepy>(), ctx.clone());
         assert!(eventually(Duration::from_secs(5), async || count(&db, "SELECT COUNT(*) FROM jobs WHERE status = 'failed'").await == 1).await);
         assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE task = 'marker'").await, 0, "it did not run");
+        shutdown.cancel();
+        workers.await.unwrap();
+        test.drop_database().await;
+    }
+}
+
+const BY_HANDOFF: &str = "SELECT COUNT(*) FROM jobs WHERE task = 'marker' AND CAST(payload AS TEXT) LIKE '%:handoff:%'";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_enqueued_here_go_to_this_process_s_workers_up_to_their_room() {
+    for test in databases().await {
+        let db = test.db.clone();
+        let ctx = TestCtx { db: db.clone(), woke: Arc::default() };
+        let wakeup = Wakeup::default();
+        // No workers in this process (an API-only server): the job queues as usual.
+        let mut tx = db.begin().await.unwrap();
+        let enqueued = enqueue_many_here(&mut tx, &wakeup, &[WhoRan {}]).await.unwrap();
+        tx.commit().await.unwrap();
+        enqueued.hand_over(&db, &wakeup).await;
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE status = 'todo' AND attempts = 0 AND locked_by IS NULL").await, 1);
+
+        // Two workers, batches of one: room for two jobs.
+        let shutdown = CancellationToken::new();
+        let registry = Registry::new().register::<WhoRan>();
+        let workers = tokio::spawn(run_workers(registry, ctx, db.clone(), test_config(), wakeup.clone(), shutdown.clone()));
+        assert!(eventually(Duration::from_secs(5), async || wakeup.handoff.is_open()).await);
+        let mut tx = db.begin().await.unwrap();
+        let enqueued = enqueue_many_here(&mut tx, &wakeup, &[WhoRan {}, WhoRan {}, WhoRan {}]).await.unwrap();
+        tx.commit().await.unwrap();
+        enqueued.hand_over(&db, &wakeup).await;
+        wakeup.job_enqueued();
+        assert!(
+            eventually(Duration::from_secs(5), async || {
+                count(&db, "SELECT COUNT(*) FROM jobs WHERE task = 'who_ran' AND status = 'succeeded' AND attempts = 1").await == 4
+            })
+            .await,
+            "{}",
+            db.backend()
+        );
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE task = 'marker'").await, 4);
+        assert_eq!(count(&db, BY_HANDOFF).await, 2, "two ran as handed over, the others were claimed from the table");
+        shutdown.cancel();
+        workers.await.unwrap();
+        test.drop_database().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handed_jobs_are_released_at_shutdown_and_requeued_when_their_process_died() {
+    let handed_to = |worker: &str| {
+        let wakeup = Wakeup::default();
+        wakeup.handoff.open(worker.into(), Duration::from_millis(300), 4, std::collections::HashMap::from([(WhoRan::NAME, 1)]));
+        wakeup
+    };
+    for test in databases().await {
+        let db = test.db.clone();
+        let ctx = TestCtx { db: db.clone(), woke: Arc::default() };
+        // Handed over, then the workers stop before taking them: released, attempt restored.
+        let wakeup = handed_to("host:1:handoff:a");
+        let mut tx = db.begin().await.unwrap();
+        let enqueued = enqueue_many_here(&mut tx, &wakeup, &[WhoRan {}, WhoRan {}]).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE status = 'doing' AND attempts = 1 AND locked_by = 'host:1:handoff:a'").await, 2);
+        enqueued.hand_over(&db, &wakeup).await;
+        wakeup.handoff.close(&db).await;
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE status = 'todo' AND attempts = 0 AND locked_by IS NULL").await, 2);
+
+        // Committed while the workers were stopping, handed over after: released at once.
+        let wakeup = handed_to("host:1:handoff:b");
+        let mut tx = db.begin().await.unwrap();
+        let enqueued = enqueue_many_here(&mut tx, &wakeup, &[WhoRan {}]).await.unwrap();
+        tx.commit().await.unwrap();
+        wakeup.handoff.close(&db).await;
+        enqueued.hand_over(&db, &wakeup).await;
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE status = 'todo' AND attempts = 0").await, 3);
+
+        // A transaction that does not commit leaves nothing and gives its room back.
+        let wakeup = handed_to("host:1:handoff:c");
+        let mut tx = db.begin().await.unwrap();
+        let enqueued = enqueue_many_here(&mut tx, &wakeup, &[WhoRan {}, WhoRan {}, WhoRan {}, WhoRan {}]).await.unwrap();
+        drop(tx);
+        drop(enqueued);
+        assert_eq!(wakeup.handoff.reserve(WhoRan::NAME, 10).map(|r| r.count()), Some(4));
+
+        // The process died holding one: its lease expires, the reaper requeues it, and another
+        // process's workers run it (attempt 2).
+        let dead = handed_to("host:2:handoff:d");
+        let mut tx = db.begin().await.unwrap();
+        let enqueued = enqueue_many_here(&mut tx, &dead, &[WhoRan {}]).await.unwrap();
+        tx.commit().await.unwrap();
+        enqueued.hand_over(&db, &dead).await;
+        drop(dead);
+        let (shutdown, workers) = start_workers(Registry::new().register::<WhoRan>(), ctx);
+        assert!(
+            eventually(Duration::from_secs(5), async || {
+                count(&db, "SELECT COUNT(*) FROM jobs WHERE task = 'who_ran' AND status = 'succeeded'").await == 4
+            })
+            .await,
+            "{}",
+            db.backend()
+        );
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE task = 'who_ran' AND attempts = 2").await, 1);
+        assert_eq!(count(&db, BY_HANDOFF).await, 0);
         shutdown.cancel();
         workers.await.unwrap();
         test.drop_database().await;
