@@ -159,18 +159,13 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
             // Jobs handed over by this process's producers first (already claimed), then the
             // table's, so that jobs of other processes and older ones still get their turn.
             if let Some((owner, batch_size, handed)) = self.wakeup.handoff.take() {
-                backlog |= batch_size > 1 && handed.len() >= batch_size;
-                if handed.len() >= batch_size {
-                    self.wakeup.job_enqueued();
-                }
+                let full = handed.len() >= batch_size;
+                backlog |= batch_size > 1 && full;
                 let deadline = handed.iter().map(|h| h.deadline).min().unwrap_or_else(tokio::time::Instant::now);
                 let jobs: Vec<JobRow> = handed.into_iter().map(|Handed { job, .. }| job).collect();
-                if shutdown.is_cancelled() {
-                    let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
-                    let _ = store::release(&self.db, &ids, &owner).await;
+                if !self.run_taken(&owner, jobs, full, deadline, &shutdown).await {
                     return;
                 }
-                self.run_claimed(&owner, jobs, deadline).await;
                 worked = true;
             }
             // Each claim class in turn (batching job types first); idle only when all are empty.
@@ -190,17 +185,10 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
                 match claimed {
                     Ok(jobs) if jobs.is_empty() => {}
                     Ok(jobs) => {
-                        if jobs.len() >= group.batch_size {
-                            // More may be waiting: another idle worker claims the next batch
-                            // while this one runs (producers wake one worker per commit).
-                            self.wakeup.job_enqueued();
-                        }
-                        if shutdown.is_cancelled() {
-                            let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
-                            let _ = store::release(&self.db, &ids, &worker).await;
+                        let full = jobs.len() >= group.batch_size;
+                        if !self.run_taken(&worker, jobs, full, deadline, &shutdown).await {
                             return;
                         }
-                        self.run_claimed(&worker, jobs, deadline).await;
                         worked = true;
                     }
                     Err(e) => {
@@ -216,6 +204,22 @@ impl<Ctx: Clone + Send + Sync + 'static> Runner<Ctx> {
             let idle = if failed { self.config.poll * 4 } else { self.config.poll };
             self.idle(idle, &shutdown).await;
         }
+    }
+
+    /// Runs a batch taken under `owner`'s claim (handed over or claimed), unless shutdown came
+    /// first: then the jobs are given back and this returns false. A `full` batch wakes another
+    /// idle worker first: more may be waiting, and producers wake one worker per commit.
+    async fn run_taken(&self, owner: &Arc<str>, jobs: Vec<JobRow>, full: bool, deadline: tokio::time::Instant, shutdown: &CancellationToken) -> bool {
+        if full {
+            self.wakeup.job_enqueued();
+        }
+        if shutdown.is_cancelled() {
+            let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
+            let _ = store::release(&self.db, &ids, owner).await;
+            return false;
+        }
+        self.run_claimed(owner, jobs, deadline).await;
+        true
     }
 
     /// Until a wake-up, the poll interval or shutdown.

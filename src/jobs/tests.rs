@@ -319,6 +319,16 @@ async fn a_job_out_of_attempts_after_a_lost_lease_is_failed_without_running() {
     }
 }
 
+/// `count` `WhoRan` jobs enqueued with `enqueue_many_here` in a committed transaction, then
+/// handed over.
+async fn enqueue_here(db: &Db, wakeup: &Wakeup, count: usize) {
+    let jobs: Vec<WhoRan> = (0..count).map(|_| WhoRan {}).collect();
+    let mut tx = db.begin().await.unwrap();
+    let enqueued = enqueue_many_here(&mut tx, wakeup, &jobs).await.unwrap();
+    tx.commit().await.unwrap();
+    enqueued.hand_over(db, wakeup).await;
+}
+
 const BY_HANDOFF: &str = "SELECT COUNT(*) FROM jobs WHERE task = 'marker' AND CAST(payload AS TEXT) LIKE '%:handoff:%'";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,10 +338,7 @@ async fn jobs_enqueued_here_go_to_this_process_s_workers_up_to_their_room() {
         let ctx = TestCtx { db: db.clone(), woke: Arc::default() };
         let wakeup = Wakeup::default();
         // No workers in this process (an API-only server): the job queues as usual.
-        let mut tx = db.begin().await.unwrap();
-        let enqueued = enqueue_many_here(&mut tx, &wakeup, &[WhoRan {}]).await.unwrap();
-        tx.commit().await.unwrap();
-        enqueued.hand_over(&db, &wakeup).await;
+        enqueue_here(&db, &wakeup, 1).await;
         assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE status = 'todo' AND attempts = 0 AND locked_by IS NULL").await, 1);
 
         // Two workers, batches of one: room for two jobs.
@@ -339,10 +346,7 @@ async fn jobs_enqueued_here_go_to_this_process_s_workers_up_to_their_room() {
         let registry = Registry::new().register::<WhoRan>();
         let workers = tokio::spawn(run_workers(registry, ctx, db.clone(), test_config(), wakeup.clone(), shutdown.clone()));
         assert!(eventually(Duration::from_secs(5), async || wakeup.handoff.is_open()).await);
-        let mut tx = db.begin().await.unwrap();
-        let enqueued = enqueue_many_here(&mut tx, &wakeup, &[WhoRan {}, WhoRan {}, WhoRan {}]).await.unwrap();
-        tx.commit().await.unwrap();
-        enqueued.hand_over(&db, &wakeup).await;
+        enqueue_here(&db, &wakeup, 3).await;
         wakeup.job_enqueued();
         assert!(
             eventually(Duration::from_secs(5), async || {
@@ -372,11 +376,8 @@ async fn handed_jobs_are_released_at_shutdown_and_requeued_when_their_process_di
         let ctx = TestCtx { db: db.clone(), woke: Arc::default() };
         // Handed over, then the workers stop before taking them: released, attempt restored.
         let wakeup = handed_to("host:1:handoff:a");
-        let mut tx = db.begin().await.unwrap();
-        let enqueued = enqueue_many_here(&mut tx, &wakeup, &[WhoRan {}, WhoRan {}]).await.unwrap();
-        tx.commit().await.unwrap();
+        enqueue_here(&db, &wakeup, 2).await;
         assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE status = 'doing' AND attempts = 1 AND locked_by = 'host:1:handoff:a'").await, 2);
-        enqueued.hand_over(&db, &wakeup).await;
         wakeup.handoff.close(&db).await;
         assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE status = 'todo' AND attempts = 0 AND locked_by IS NULL").await, 2);
 
@@ -400,10 +401,7 @@ async fn handed_jobs_are_released_at_shutdown_and_requeued_when_their_process_di
         // The process died holding one: its lease expires, the reaper requeues it, and another
         // process's workers run it (attempt 2).
         let dead = handed_to("host:2:handoff:d");
-        let mut tx = db.begin().await.unwrap();
-        let enqueued = enqueue_many_here(&mut tx, &dead, &[WhoRan {}]).await.unwrap();
-        tx.commit().await.unwrap();
-        enqueued.hand_over(&db, &dead).await;
+        enqueue_here(&db, &dead, 1).await;
         drop(dead);
         let (shutdown, workers) = start_workers(Registry::new().register::<WhoRan>(), ctx);
         assert!(
