@@ -83,9 +83,10 @@ pub async fn record_all(tx: &mut Tx, events: Vec<NewEvent<'_>>) -> sqlx::Result<
 }
 
 async fn insert_events(tx: &mut Tx, events: Vec<NewEvent<'_>>) -> sqlx::Result<()> {
+    let mut p = tx.sequential_placeholders();
     let rows: Vec<String> = (0..events.len())
-        .map(|row| {
-            let columns: Vec<String> = (1..=BINDS_PER_EVENT).map(|c| format!("${}", row * BINDS_PER_EVENT + c)).collect();
+        .map(|_| {
+            let columns: Vec<_> = (0..BINDS_PER_EVENT).map(|_| p.next()).collect();
             format!("({})", columns.join(", "))
         })
         .collect();

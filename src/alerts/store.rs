@@ -65,9 +65,6 @@ pub struct NewAlert<'a> {
     pub duplicate_count: i32,
 }
 
-/// Columns bound per row by `insert_many`.
-const INSERT_BINDS_PER_ROW: usize = 12;
-
 /// Inserts the alerts, one statement per `Tx::rows_per_statement` of them, and returns their
 /// ids in input order.
 pub async fn insert_many(tx: &mut Tx, alerts: &[NewAlert<'_>]) -> sqlx::Result<Vec<i64>> {
@@ -80,13 +77,15 @@ pub async fn insert_many(tx: &mut Tx, alerts: &[NewAlert<'_>]) -> sqlx::Result<V
 }
 
 async fn insert_chunk(tx: &mut Tx, alerts: &[NewAlert<'_>], at: DateTime<Utc>) -> sqlx::Result<Vec<i64>> {
-    // $1 = the ingest time; then INSERT_BINDS_PER_ROW placeholders per row.
-    let rows: Vec<String> = (0..alerts.len())
-        .map(|row| {
-            let p = |column: usize| format!("${}", 2 + row * INSERT_BINDS_PER_ROW + column);
+    // Placeholders and binds in the same (textual) order, row by row.
+    let mut p = tx.sequential_placeholders();
+    let rows: Vec<String> = alerts
+        .iter()
+        .map(|_| {
             format!(
-                "({}, {}, {}, {}, {}, {}, $1, FALSE, {}, {}, CASE WHEN {} > 0 THEN $1 END, 'Open', 'Pending', {}, {}, FALSE, {}, $1, $1)",
-                p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11)
+                "({}, {}, {}, {}, {}, {}, {}, FALSE, {}, {}, CASE WHEN {} > 0 THEN {} END, 'Open', 'Pending', {}, {}, FALSE, {}, {}, {})",
+                p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(),
+                p.next(), p.next(), p.next(), p.next(), p.next()
             )
         })
         .collect();
@@ -97,12 +96,12 @@ async fn insert_chunk(tx: &mut Tx, alerts: &[NewAlert<'_>], at: DateTime<Utc>) -
         rows.join(", ")
     );
     let returned: Vec<(i64, Uuid)> = with_tx!(tx, c => {
-        let mut query = sqlx::query_as::<_, (i64, Uuid)>(sqlx::AssertSqlSafe(sql)).bind(at);
+        let mut query = sqlx::query_as::<_, (i64, Uuid)>(sqlx::AssertSqlSafe(sql));
         for alert in alerts {
             query = query
                 .bind(alert.uuid).bind(alert.title).bind(alert.description).bind(alert.severity).bind(alert.source_name)
-                .bind(alert.occurred_at).bind(alert.fingerprint).bind(alert.duplicate_count).bind(alert.duplicate_count)
-                .bind(Json(alert.raw_payload)).bind(Json(alert.tags)).bind(alert.detection_rule_id);
+                .bind(alert.occurred_at).bind(at).bind(alert.fingerprint).bind(alert.duplicate_count).bind(alert.duplicate_count)
+                .bind(at).bind(Json(alert.raw_payload)).bind(Json(alert.tags)).bind(alert.detection_rule_id).bind(at).bind(at);
         }
         query.fetch_all(c).await
     })?;

@@ -59,11 +59,16 @@ pub async fn upsert_and_link_many(
         Tx::Sqlite(_) => "excluded.enrichment_results",
     };
     for chunk in unique.chunks(tx.rows_per_statement()) {
-        // $1 = timestamp, then (uuid, type, value, is_enriched, malice, results) per row.
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = 6 * i + 2;
-                format!("(${p}, ${}, ${}, $1, $1, ${}, ${}, 'enrichment', ${}, $1, $1)", p + 1, p + 2, p + 3, p + 4, p + 5)
+        // Per row, in order: uuid, type, value, first_seen, last_seen, is_enriched, malice,
+        // results, created_at, updated_at.
+        let mut p = tx.sequential_placeholders();
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|_| {
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {}, 'enrichment', {}, {}, {})",
+                    p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next()
+                )
             })
             .collect();
         let sql = format!(
@@ -76,16 +81,20 @@ pub async fn upsert_and_link_many(
             rows.join(", ")
         );
         with_tx!(tx, c => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for pair in chunk {
                 let verdict = verdicts.get(pair);
                 query = query
                     .bind(crate::db::row_uuid())
                     .bind(pair.0)
                     .bind(pair.1)
+                    .bind(at)
+                    .bind(at)
                     .bind(verdict.is_some())
                     .bind(verdict.map_or("Pending", |v| v.malice))
-                    .bind(verdict.map(|v| Json(&v.results)));
+                    .bind(verdict.map(|v| Json(&v.results)))
+                    .bind(at)
+                    .bind(at);
             }
             query.execute(c).await.map(|_| ())
         })?;
@@ -94,17 +103,19 @@ pub async fn upsert_and_link_many(
         // `VALUES` names its columns column1… on both backends. SQLite needs the WHERE to parse
         // an INSERT … SELECT … JOIN followed by ON CONFLICT.
         // The fourth column keeps the input order, which is the order the links are listed in.
-        let rows: Vec<String> =
-            (0..chunk.len()).map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 2, 4 * i + 3, 4 * i + 4, 4 * i + 5)).collect();
+        // Bound in textual order: the two timestamps, then (alert_id, type, value, position) per row.
+        let mut p = tx.sequential_placeholders();
+        let (created_at, updated_at) = (p.next(), p.next());
+        let rows: Vec<String> = chunk.iter().map(|_| format!("({}, {}, {}, {})", p.next(), p.next(), p.next(), p.next())).collect();
         let sql = format!(
             "INSERT INTO alert_indicators (alert_id, indicator_id, created_at, updated_at) \
-             SELECT linked.column1, indicators.id, $1, $1 FROM (VALUES {}) AS linked \
+             SELECT linked.column1, indicators.id, {created_at}, {updated_at} FROM (VALUES {}) AS linked \
              JOIN indicators ON indicators.type = linked.column2 AND indicators.value = linked.column3 WHERE TRUE \
              ORDER BY linked.column4 ON CONFLICT (alert_id, indicator_id) DO NOTHING",
             rows.join(", ")
         );
         with_tx!(tx, c => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at).bind(at);
             for (position, (alert_id, indicator_type, value)) in chunk.iter().enumerate() {
                 query = query.bind(*alert_id).bind(*indicator_type).bind(*value).bind(position as i64);
             }

@@ -42,20 +42,16 @@ pub struct NewJob<'a> {
     pub dedupe_key: Option<String>,
 }
 
-/// Columns bound per job by `insert`.
-const INSERT_BINDS_PER_JOB: usize = 7;
-
-/// The insert of `count` jobs: `todo`, or claimed (`$2`, `$3` = locked_by, locked_until) and
-/// returning `(id, uuid)`. Binds: `$1` = created_at/updated_at (and started_at when claimed),
-/// `$2`, `$3` (NULL for `todo` jobs), then `INSERT_BINDS_PER_JOB` per job (see `bind_jobs!`).
-fn insert_sql(count: usize, claimed: bool) -> String {
-    let (status, attempts, started_at) = if claimed { ("'doing'", 1, "$1") } else { ("'todo'", 0, "NULL") };
+/// The insert of `count` jobs: `todo`, or claimed and returning `(id, uuid)`. Each row binds
+/// twelve values, in `bind_jobs!`'s order.
+fn insert_sql(tx: &Tx, count: usize, claimed: bool) -> String {
+    let (status, attempts) = if claimed { ("'doing'", 1) } else { ("'todo'", 0) };
+    let mut p = tx.sequential_placeholders();
     let rows: Vec<String> = (0..count)
-        .map(|row| {
-            let p = |column: usize| format!("${}", 4 + row * INSERT_BINDS_PER_JOB + column);
+        .map(|_| {
             format!(
-                "({}, {}, {}, {}, {status}, {attempts}, {}, 0, {}, {}, $2, $3, {started_at}, $1, $1)",
-                p(0), p(1), p(2), p(3), p(4), p(5), p(6)
+                "({}, {}, {}, {}, {status}, {attempts}, {}, 0, {}, {}, {}, {}, {}, {}, {})",
+                p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next()
             )
         })
         .collect();
@@ -67,13 +63,17 @@ fn insert_sql(count: usize, claimed: bool) -> String {
     )
 }
 
-/// Binds the jobs of a chunk after `insert_sql`'s first three placeholders.
+/// Binds the jobs of a chunk in `insert_sql`'s order; `$claim` is `Option<(&str, DateTime)>`: the
+/// worker and lease end of claimed jobs (which start now), None for `todo` ones.
 macro_rules! bind_jobs {
-    ($query:expr, $jobs:expr, $uuids:expr) => {{
+    ($query:expr, $jobs:expr, $uuids:expr, $claim:expr) => {{
         let mut query = $query;
+        let at = now();
+        let claim: Option<(&str, DateTime<Utc>)> = $claim;
         for (job, uuid) in $jobs.iter().zip($uuids) {
             query = query.bind(*uuid).bind(job.queue).bind(job.task).bind(Json(&job.payload)).bind(job.max_attempts)
-                .bind(job.run_at).bind(job.dedupe_key.as_deref());
+                .bind(job.run_at).bind(job.dedupe_key.as_deref()).bind(claim.map(|c| c.0)).bind(claim.map(|c| c.1))
+                .bind(claim.map(|_| at)).bind(at).bind(at);
         }
         query
     }};
@@ -85,11 +85,8 @@ pub async fn insert(tx: &mut Tx, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<Uuid>>
     let uuids: Vec<Uuid> = jobs.iter().map(|_| crate::db::row_uuid()).collect();
     let per_statement = tx.rows_per_statement();
     for (chunk, chunk_uuids) in jobs.chunks(per_statement).zip(uuids.chunks(per_statement)) {
-        let sql = insert_sql(chunk.len(), false);
-        with_tx!(tx, c => {
-            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now()).bind(None::<&str>).bind(None::<DateTime<Utc>>);
-            bind_jobs!(query, chunk, chunk_uuids).execute(c).await.map(|_| ())
-        })?;
+        let sql = insert_sql(tx, chunk.len(), false);
+        with_tx!(tx, c => bind_jobs!(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk, chunk_uuids, None).execute(c).await.map(|_| ()))?;
     }
     Ok(uuids)
 }
@@ -101,10 +98,9 @@ pub async fn insert_claimed(tx: &mut Tx, jobs: &[NewJob<'_>], worker: &str, lock
     let mut ids: HashMap<Uuid, i64> = HashMap::with_capacity(jobs.len());
     let per_statement = tx.rows_per_statement();
     for (chunk, chunk_uuids) in jobs.chunks(per_statement).zip(uuids.chunks(per_statement)) {
-        let sql = insert_sql(chunk.len(), true);
+        let sql = insert_sql(tx, chunk.len(), true);
         let inserted: Vec<(i64, Uuid)> = with_tx!(tx, c => {
-            let query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now()).bind(worker).bind(locked_until);
-            bind_jobs!(query, chunk, chunk_uuids).fetch_all(c).await
+            bind_jobs!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), chunk, chunk_uuids, Some((worker, locked_until))).fetch_all(c).await
         })?;
         ids.extend(inserted.into_iter().map(|(id, uuid)| (uuid, id)));
     }
@@ -223,16 +219,18 @@ pub async fn complete_in(tx: &mut Tx, claims: &[Claim<'_>]) -> sqlx::Result<u64>
         return Ok(0);
     }
     // One statement for a batch; each job matched on its own (id, attempt, worker) claim.
-    let matches: Vec<String> = (0..claims.len())
-        .map(|i| format!("(id = ${} AND attempts = ${} AND locked_by = ${})", 2 + i * 3, 3 + i * 3, 4 + i * 3))
-        .collect();
+    let mut p = tx.sequential_placeholders();
+    let (finished_at, updated_at) = (p.next(), p.next());
+    let matches: Vec<String> =
+        claims.iter().map(|_| format!("(id = {} AND attempts = {} AND locked_by = {})", p.next(), p.next(), p.next())).collect();
     let sql = format!(
-        "UPDATE jobs SET status = 'succeeded', finished_at = $1, updated_at = $1, locked_by = NULL, locked_until = NULL, \
-         last_error = NULL WHERE status = 'doing' AND ({})",
+        "UPDATE jobs SET status = 'succeeded', finished_at = {finished_at}, updated_at = {updated_at}, locked_by = NULL, \
+         locked_until = NULL, last_error = NULL WHERE status = 'doing' AND ({})",
         matches.join(" OR ")
     );
+    let at = now();
     with_tx!(tx, c => {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at).bind(at);
         for claim in claims {
             query = query.bind(claim.id).bind(claim.attempt).bind(claim.worker);
         }
