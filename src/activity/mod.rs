@@ -84,12 +84,8 @@ pub async fn record_all(tx: &mut Tx, events: Vec<NewEvent<'_>>) -> sqlx::Result<
 
 async fn insert_events(tx: &mut Tx, events: Vec<NewEvent<'_>>) -> sqlx::Result<()> {
     let mut p = tx.sequential_placeholders();
-    let rows: Vec<String> = (0..events.len())
-        .map(|_| {
-            let columns: Vec<_> = (0..BINDS_PER_EVENT).map(|_| p.next()).collect();
-            format!("({})", columns.join(", "))
-        })
-        .collect();
+    let row = format!("({})", vec!["?"; BINDS_PER_EVENT].join(", "));
+    let rows: Vec<String> = (0..events.len()).map(|_| p.fill(&row)).collect();
     let sql = format!("{INSERT}{}", rows.join(", "));
     let at = now();
     with_tx!(tx, c => {

@@ -81,13 +81,7 @@ async fn insert_chunk(tx: &mut Tx, alerts: &[NewAlert<'_>], at: DateTime<Utc>) -
     let mut p = tx.sequential_placeholders();
     let rows: Vec<String> = alerts
         .iter()
-        .map(|_| {
-            format!(
-                "({}, {}, {}, {}, {}, {}, {}, FALSE, {}, {}, CASE WHEN {} > 0 THEN {} END, 'Open', 'Pending', {}, {}, FALSE, {}, {}, {})",
-                p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(),
-                p.next(), p.next(), p.next(), p.next(), p.next()
-            )
-        })
+        .map(|_| p.fill("(?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, CASE WHEN ? > 0 THEN ? END, 'Open', 'Pending', ?, ?, FALSE, ?, ?, ?)"))
         .collect();
     let sql = format!(
         "INSERT INTO alerts (uuid, title, description, severity, source_name, occurred_at, ingested_at, is_enriched, \

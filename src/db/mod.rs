@@ -364,6 +364,19 @@ impl Sequential {
         self.bound += 1;
         if self.anonymous { "?".into() } else { format!("${}", self.bound).into() }
     }
+
+    /// `template` with each `?` replaced by the next placeholder: a row of a multi-row statement,
+    /// e.g. `(?, ?, 'Open', ?)`. The template is constant SQL with no other `?`.
+    pub fn fill(&mut self, template: &str) -> String {
+        let mut filled = String::with_capacity(template.len() * 2);
+        for (i, part) in template.split('?').enumerate() {
+            if i > 0 {
+                filled.push_str(&self.next());
+            }
+            filled.push_str(part);
+        }
+        filled
+    }
 }
 
 impl Tx {
@@ -392,7 +405,19 @@ pub fn json_array_contains_sql(backend: &str, column: &str, placeholder: &str) -
 
 #[cfg(test)]
 mod tests {
-    use super::json_array_contains_sql;
+    use super::{Sequential, json_array_contains_sql};
+
+    #[test]
+    fn sequential_placeholders_number_in_textual_order_or_are_anonymous() {
+        let mut numbered = Sequential { bound: 0, anonymous: false };
+        let (first, second) = (numbered.next(), numbered.next());
+        assert_eq!((&*first, &*second), ("$1", "$2"));
+        assert_eq!(numbered.fill("(?, 'Open', ?)"), "($3, 'Open', $4)");
+        assert_eq!(numbered.fill("?"), "$5");
+        let mut anonymous = Sequential { bound: 0, anonymous: true };
+        assert_eq!(anonymous.fill("(?, FALSE, CASE WHEN ? > 0 THEN ? END)"), "(?, FALSE, CASE WHEN ? > 0 THEN ? END)");
+        assert_eq!(anonymous.fill("()"), "()");
+    }
 
     #[test]
     fn containment_sql_per_backend() {

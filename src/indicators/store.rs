@@ -62,15 +62,7 @@ pub async fn upsert_and_link_many(
         // Per row, in order: uuid, type, value, first_seen, last_seen, is_enriched, malice,
         // results, created_at, updated_at.
         let mut p = tx.sequential_placeholders();
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|_| {
-                format!(
-                    "({}, {}, {}, {}, {}, {}, {}, 'enrichment', {}, {}, {})",
-                    p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next()
-                )
-            })
-            .collect();
+        let rows: Vec<String> = chunk.iter().map(|_| p.fill("(?, ?, ?, ?, ?, ?, ?, 'enrichment', ?, ?, ?)")).collect();
         let sql = format!(
             "INSERT INTO indicators (uuid, type, value, first_seen, last_seen, is_enriched, malice, malice_source, \
              enrichment_results, created_at, updated_at) VALUES {} ON CONFLICT (type, value) DO UPDATE SET \
@@ -106,7 +98,7 @@ pub async fn upsert_and_link_many(
         // Bound in textual order: the two timestamps, then (alert_id, type, value, position) per row.
         let mut p = tx.sequential_placeholders();
         let (created_at, updated_at) = (p.next(), p.next());
-        let rows: Vec<String> = chunk.iter().map(|_| format!("({}, {}, {}, {})", p.next(), p.next(), p.next(), p.next())).collect();
+        let rows: Vec<String> = chunk.iter().map(|_| p.fill("(?, ?, ?, ?)")).collect();
         let sql = format!(
             "INSERT INTO alert_indicators (alert_id, indicator_id, created_at, updated_at) \
              SELECT linked.column1, indicators.id, {created_at}, {updated_at} FROM (VALUES {}) AS linked \

@@ -47,14 +47,8 @@ pub struct NewJob<'a> {
 fn insert_sql(tx: &Tx, count: usize, claimed: bool) -> String {
     let (status, attempts) = if claimed { ("'doing'", 1) } else { ("'todo'", 0) };
     let mut p = tx.sequential_placeholders();
-    let rows: Vec<String> = (0..count)
-        .map(|_| {
-            format!(
-                "({}, {}, {}, {}, {status}, {attempts}, {}, 0, {}, {}, {}, {}, {}, {}, {})",
-                p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next(), p.next()
-            )
-        })
-        .collect();
+    let row = format!("(?, ?, ?, ?, {status}, {attempts}, ?, 0, ?, ?, ?, ?, ?, ?, ?)");
+    let rows: Vec<String> = (0..count).map(|_| p.fill(&row)).collect();
     format!(
         "INSERT INTO jobs (uuid, queue, task, payload, status, attempts, max_attempts, backoff_seconds, run_at, dedupe_key, \
          locked_by, locked_until, started_at, created_at, updated_at) VALUES {}{}",
@@ -221,8 +215,7 @@ pub async fn complete_in(tx: &mut Tx, claims: &[Claim<'_>]) -> sqlx::Result<u64>
     // One statement for a batch; each job matched on its own (id, attempt, worker) claim.
     let mut p = tx.sequential_placeholders();
     let (finished_at, updated_at) = (p.next(), p.next());
-    let matches: Vec<String> =
-        claims.iter().map(|_| format!("(id = {} AND attempts = {} AND locked_by = {})", p.next(), p.next(), p.next())).collect();
+    let matches: Vec<String> = claims.iter().map(|_| p.fill("(id = ? AND attempts = ? AND locked_by = ?)")).collect();
     let sql = format!(
         "UPDATE jobs SET status = 'succeeded', finished_at = {finished_at}, updated_at = {updated_at}, locked_by = NULL, \
          locked_until = NULL, last_error = NULL WHERE status = 'doing' AND ({})",
