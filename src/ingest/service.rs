@@ -258,9 +258,8 @@ async fn writer(state: AppState, mut queue: mpsc::Receiver<WriteRequest>) {
 
 /// Once per committed batch that queued enrichment: one idle worker wakes and takes the batch's
 /// jobs together, handed over or claimed (a worker that takes a full batch wakes the next, see
-/// `jobs::runner`). A wake-up
-/// per alert woke every idle worker for a few jobs each: many small enrichment batches, each with
-/// its own transactions, where one batch would do.
+/// `jobs::runner`). A wake-up per alert woke every idle worker for a few jobs each: many small
+/// enrichment batches, each with its own transactions, where one batch would do.
 fn wake_workers(state: &AppState, responses: &[IngestResponse]) {
     if responses.iter().any(|r| r.status == "queued") {
         state.wakeup.job_enqueued();

@@ -5,9 +5,8 @@
 //! finishing statement is conditioned on the claim (id, attempt, worker), so a worker that lost
 //! its lease changes nothing.
 
-use std::time::Duration;
-
 use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -42,8 +41,8 @@ pub struct NewJob<'a> {
     pub dedupe_key: Option<String>,
 }
 
-/// The insert of `count` jobs: `todo`, or claimed and returning `(id, uuid)`. Each row binds
-/// twelve values, in `bind_jobs!`'s order.
+/// The insert of `count` jobs, `todo` or claimed, returning `(id, uuid)`. Each row binds twelve
+/// values, in `bind_jobs!`'s order.
 fn insert_sql(tx: &Tx, count: usize, claimed: bool) -> String {
     let (status, attempts) = if claimed { ("'doing'", 1) } else { ("'todo'", 0) };
     let mut p = tx.sequential_placeholders();
@@ -51,9 +50,8 @@ fn insert_sql(tx: &Tx, count: usize, claimed: bool) -> String {
     let rows: Vec<String> = (0..count).map(|_| p.fill(&row)).collect();
     format!(
         "INSERT INTO jobs (uuid, queue, task, payload, status, attempts, max_attempts, backoff_seconds, run_at, dedupe_key, \
-         locked_by, locked_until, started_at, created_at, updated_at) VALUES {}{}",
-        rows.join(", "),
-        if claimed { " RETURNING id, uuid" } else { "" }
+         locked_by, locked_until, started_at, created_at, updated_at) VALUES {} RETURNING id, uuid",
+        rows.join(", ")
     )
 }
 
@@ -76,33 +74,37 @@ macro_rules! bind_jobs {
 /// Inserts jobs (a group-commit batch's jobs), one statement per `Tx::rows_per_statement` of
 /// them; returns their uuids in order.
 pub async fn insert(tx: &mut Tx, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<Uuid>> {
-    let uuids: Vec<Uuid> = jobs.iter().map(|_| crate::db::row_uuid()).collect();
-    let per_statement = tx.rows_per_statement();
-    for (chunk, chunk_uuids) in jobs.chunks(per_statement).zip(uuids.chunks(per_statement)) {
-        let sql = insert_sql(tx, chunk.len(), false);
-        with_tx!(tx, c => bind_jobs!(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk, chunk_uuids, None).execute(c).await.map(|_| ()))?;
-    }
-    Ok(uuids)
+    Ok(insert_rows(tx, jobs, None).await?.into_iter().map(|(_, uuid)| uuid).collect())
 }
 
 /// Inserts jobs already claimed (`doing`, attempt 1) by `worker` until `locked_until`: the jobs a
 /// producer hands to its own process's workers (`handoff`). Returns them as claimed, in order.
 pub async fn insert_claimed(tx: &mut Tx, jobs: &[NewJob<'_>], worker: &str, locked_until: DateTime<Utc>) -> sqlx::Result<Vec<JobRow>> {
+    let inserted = insert_rows(tx, jobs, Some((worker, locked_until))).await?;
+    Ok(jobs
+        .iter()
+        .zip(inserted)
+        .map(|(job, (id, uuid))| JobRow { id, uuid, queue: job.queue.to_owned(), task: job.task.to_owned(), payload: Json(job.payload.clone()), attempts: 1 })
+        .collect())
+}
+
+/// `insert` and `insert_claimed`: `(id, uuid)` of each job, in input order.
+async fn insert_rows(tx: &mut Tx, jobs: &[NewJob<'_>], claim: Option<(&str, DateTime<Utc>)>) -> sqlx::Result<Vec<(i64, Uuid)>> {
     let uuids: Vec<Uuid> = jobs.iter().map(|_| crate::db::row_uuid()).collect();
     let mut ids: HashMap<Uuid, i64> = HashMap::with_capacity(jobs.len());
     let per_statement = tx.rows_per_statement();
     for (chunk, chunk_uuids) in jobs.chunks(per_statement).zip(uuids.chunks(per_statement)) {
-        let sql = insert_sql(tx, chunk.len(), true);
-        let inserted: Vec<(i64, Uuid)> = with_tx!(tx, c => {
-            bind_jobs!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), chunk, chunk_uuids, Some((worker, locked_until))).fetch_all(c).await
-        })?;
+        let sql = insert_sql(tx, chunk.len(), claim.is_some());
+        let inserted: Vec<(i64, Uuid)> =
+            with_tx!(tx, c => bind_jobs!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), chunk, chunk_uuids, claim).fetch_all(c).await)?;
         ids.extend(inserted.into_iter().map(|(id, uuid)| (uuid, id)));
     }
-    jobs.iter()
-        .zip(uuids)
-        .map(|(job, uuid)| {
+    // RETURNING does not promise input order: match rows up by uuid.
+    uuids
+        .into_iter()
+        .map(|uuid| {
             let id = ids.get(&uuid).copied().ok_or_else(|| sqlx::Error::Protocol(format!("job {uuid} was not returned by its insert")))?;
-            Ok(JobRow { id, uuid, queue: job.queue.to_owned(), task: job.task.to_owned(), payload: Json(job.payload.clone()), attempts: 1 })
+            Ok((id, uuid))
         })
         .collect()
 }
