@@ -141,6 +141,39 @@ async fn concurrent_duplicates_make_one_alert(backend: Backend) {
 }
 dual!(concurrent_duplicates_make_one_alert);
 
+/// The dedup fingerprint covers Pass 2 (normalized-field mappings), read in the writer's
+/// transaction: a mapping created or deactivated applies to the very next alert.
+async fn mapping_changes_apply_to_the_next_alert_s_fingerprint(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let key = server.admin_key.clone();
+    let payload = json!({"source_name": "generic", "payload": {"title": "Mapped login", "severity": "low", "src_ip": "203.0.113.10"}});
+    let (server_ref, key_ref, payload_ref) = (&server, &key, &payload);
+    let ingest = || async move {
+        let json = body(server_ref.post_json("/v1/alerts", key_ref, payload_ref).await).await;
+        (json["data"]["alert_uuid"].as_str().unwrap().to_owned(), json["data"]["status"].as_str().unwrap().to_owned())
+    };
+    let (first, status) = ingest().await;
+    assert_eq!(status, "queued");
+    assert_eq!(ingest().await, (first.clone(), "deduplicated".to_owned()));
+
+    // A normalized-field mapping on the title adds an indicator: a new fingerprint, a new alert.
+    let created = server.post_json("/v1/indicator-mappings", &key, &json!({"field_path": "title", "indicator_type": "account"})).await;
+    assert_eq!(created.status(), 201);
+    let mapping = body(created).await["data"]["uuid"].as_str().unwrap().to_owned();
+    let (second, status) = ingest().await;
+    assert_eq!(status, "queued", "the new mapping changed the fingerprint");
+    assert_ne!(second, first);
+    assert_eq!(ingest().await, (second.clone(), "deduplicated".to_owned()));
+
+    // Deactivated: the fingerprint is the first one again.
+    let path = format!("/v1/indicator-mappings/{mapping}");
+    assert_eq!(server.patch_json(&path, &key, &json!({"is_active": false})).await.status(), 200);
+    assert_eq!(ingest().await, (first, "deduplicated".to_owned()));
+    assert_eq!(server.db_count("SELECT COUNT(*) FROM alerts").await, 2);
+    server.stop().await;
+}
+dual!(mapping_changes_apply_to_the_next_alert_s_fingerprint);
+
 async fn bad_input_gets_4xx_and_stores_nothing(backend: Backend) {
     let server = TestServer::builder(backend).env("MAX_INGEST_PAYLOAD_SIZE_MB", "2").start().await;
     let admin = server.admin_key.clone();
