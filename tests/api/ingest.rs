@@ -141,8 +141,9 @@ async fn concurrent_duplicates_make_one_alert(backend: Backend) {
 }
 dual!(concurrent_duplicates_make_one_alert);
 
-/// The dedup fingerprint covers Pass 2 (normalized-field mappings), read in the writer's
-/// transaction: a mapping created or deactivated applies to the very next alert.
+/// The dedup fingerprint covers Pass 2 (normalized-field mappings), which the ingest writer reads
+/// for each batch after its requests arrived: a mapping created or deactivated applies to the very
+/// next alert.
 async fn mapping_changes_apply_to_the_next_alert_s_fingerprint(backend: Backend) {
     let server = TestServer::start(backend).await;
     let key = server.admin_key.clone();
