@@ -127,6 +127,7 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
         lease: Duration::from_secs(settings.queue_lease_seconds.max(10)),
         poll: Duration::from_millis(settings.queue_poll_interval_ms.max(10)),
         reap_every: Duration::from_secs(15),
+        hold: crate::jobs::MAX_HOLD,
     }
 }
 

@@ -234,7 +234,6 @@ async fn writer(state: AppState, mut queue: mpsc::Receiver<WriteRequest>) {
         let alerts: Vec<&PreparedAlert> = requests.iter().map(|r| &r.alert).collect();
         match persist_batch(&state, &alerts).await {
             Ok(responses) => {
-                wake_workers(&state, &responses);
                 for (request, response) in requests.into_iter().zip(responses) {
                     let _ = request.reply.send(Ok(response));
                 }
@@ -249,23 +248,10 @@ async fn writer(state: AppState, mut queue: mpsc::Receiver<WriteRequest>) {
                 tracing::warn!(error = %e, alerts = requests.len(), "ingest batch failed; writing its alerts one by one");
                 for request in requests {
                     let result = persist_batch(&state, &[&request.alert]).await.map(|mut one| one.remove(0));
-                    if let Ok(response) = &result {
-                        wake_workers(&state, std::slice::from_ref(response));
-                    }
                     let _ = request.reply.send(result);
                 }
             }
         }
-    }
-}
-
-/// Once per committed batch that queued enrichment: one idle worker wakes and takes the batch's
-/// jobs together, handed over or claimed (a worker that takes a full batch wakes the next, see
-/// `jobs::runner`). A wake-up per alert woke every idle worker for a few jobs each: many small
-/// enrichment batches, each with its own transactions, where one batch would do.
-fn wake_workers(state: &AppState, responses: &[IngestResponse]) {
-    if responses.iter().any(|r| r.status == "queued") {
-        state.wakeup.job_enqueued();
     }
 }
 

@@ -64,6 +64,7 @@ pub use job::{Backoff, DEFAULT_QUEUE, Job, JobError, RetryPolicy};
 pub use prune::{KEEP_FINISHED_JOBS_DAYS, PruneFinishedJobs};
 pub use registry::Registry;
 pub use store::queue_depths;
+pub use handoff::MAX_HOLD;
 pub use runner::{Wakeup, WorkerConfig, run_workers};
 
 use crate::db::{Db, Tx, now};
@@ -108,21 +109,29 @@ pub async fn enqueue_many_here<J: Job>(tx: &mut Tx, wakeup: &Wakeup, jobs: &[J])
         None => None,
     };
     store::insert(tx, queued).await?;
-    Ok(Enqueued { handed })
+    Ok(Enqueued { handed, queued: !queued.is_empty() })
 }
 
 /// Jobs inserted by `enqueue_many_here`, some of them claimed for this process's workers.
 pub struct Enqueued {
     handed: Option<(Reservation, Vec<JobRow>)>,
+    /// Some queued in the table as usual.
+    queued: bool,
 }
 
 impl Enqueued {
-    /// After the commit: hands the claimed jobs to this process's workers and wakes one. (The jobs
-    /// that queued as usual need `Wakeup::job_enqueued`, as any enqueue.)
+    /// After the commit: hands the claimed jobs to this process's workers, and wakes one for them
+    /// and one for the jobs that queued as usual (a released handed job is one of those).
     pub async fn hand_over(self, db: &Db, wakeup: &Wakeup) {
-        if let Some((reservation, jobs)) = self.handed
-            && wakeup.handoff.hand_over(db, reservation, jobs).await
-        {
+        let mut queued = self.queued;
+        if let Some((reservation, jobs)) = self.handed {
+            if wakeup.handoff.hand_over(db, reservation, jobs).await {
+                wakeup.handed();
+            } else {
+                queued = true;
+            }
+        }
+        if queued {
             wakeup.job_enqueued();
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::handoff::LINGER;
 use super::periodic::enqueue_if_due;
 use super::registry::Periodic;
 use super::store::{self, Claim};
@@ -76,6 +77,20 @@ struct TestCtx {
     db: Db,
     /// Runs of `Sleepy` that got past their sleep.
     woke: Arc<AtomicUsize>,
+    /// The batches `Batched` ran, by their jobs' `n`.
+    batches: Arc<std::sync::Mutex<Vec<Vec<u32>>>>,
+    /// What a gated `Batched` batch waits for.
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl TestCtx {
+    fn new(db: Db) -> Self {
+        TestCtx { db, woke: Arc::default(), batches: Arc::default(), gate: Arc::new(tokio::sync::Semaphore::new(0)) }
+    }
+
+    fn batches(&self) -> Vec<Vec<u32>> {
+        self.batches.lock().unwrap().clone()
+    }
 }
 
 impl From<TestCtx> for Db {
@@ -153,6 +168,29 @@ impl Job for WhoRan {
     }
 }
 
+/// Records each batch it runs; a batch with a `gated` job waits for a permit of the test's gate.
+#[derive(Serialize, Deserialize)]
+struct Batched {
+    n: u32,
+    gated: bool,
+}
+
+impl Job for Batched {
+    const NAME: &'static str = "batched";
+    const BATCH_SIZE: usize = 8;
+    type Context = TestCtx;
+    async fn run(self, _: TestCtx, _: JobCtx) -> Result<(), JobError> {
+        Ok(())
+    }
+    async fn run_batch(ctx: TestCtx, jobs: Vec<(Self, JobCtx)>) -> Vec<Result<(), JobError>> {
+        ctx.batches.lock().unwrap().push(jobs.iter().map(|(job, _)| job.n).collect());
+        if jobs.iter().any(|(job, _)| job.gated) {
+            ctx.gate.acquire().await.unwrap().forget();
+        }
+        jobs.iter().map(|_| Ok(())).collect()
+    }
+}
+
 fn test_config() -> WorkerConfig {
     WorkerConfig {
         concurrency: 2,
@@ -160,6 +198,7 @@ fn test_config() -> WorkerConfig {
         lease: Duration::from_secs(2),
         poll: Duration::from_millis(20),
         reap_every: Duration::from_millis(100),
+        hold: MAX_HOLD,
     }
 }
 
@@ -174,7 +213,7 @@ fn start_workers(registry: Registry<TestCtx>, ctx: TestCtx) -> (CancellationToke
 async fn a_handler_outliving_its_lease_is_cancelled_and_retried() {
     for test in databases().await {
         let db = test.db.clone();
-        let ctx = TestCtx { db: db.clone(), woke: Arc::default() };
+        let ctx = TestCtx::new(db.clone());
         let mut tx = db.begin().await.unwrap();
         enqueue(&mut tx, &Sleepy {}).await.unwrap();
         enqueue(&mut tx, &NoWrites {}).await.unwrap();
@@ -274,7 +313,7 @@ async fn delayed_jobs_wait_for_run_at_and_retries_are_delayed_jobs() {
     }
     for test in databases().await {
         let db = test.db.clone();
-        let ctx = TestCtx { db: db.clone(), woke: Arc::default() };
+        let ctx = TestCtx::new(db.clone());
         let mut tx = db.begin().await.unwrap();
         enqueue_at(&mut tx, &NoWrites {}, now() + chrono::Duration::milliseconds(800)).await.unwrap();
         enqueue(&mut tx, &FailsOnce {}).await.unwrap();
@@ -304,7 +343,7 @@ async fn delayed_jobs_wait_for_run_at_and_retries_are_delayed_jobs() {
 async fn a_job_out_of_attempts_after_a_lost_lease_is_failed_without_running() {
     for test in databases().await {
         let db = test.db.clone();
-        let ctx = TestCtx { db: db.clone(), woke: Arc::default() };
+        let ctx = TestCtx::new(db.clone());
         let mut tx = db.begin().await.unwrap();
         enqueue(&mut tx, &Sleepy {}).await.unwrap();
         tx.commit().await.unwrap();
@@ -323,8 +362,13 @@ async fn a_job_out_of_attempts_after_a_lost_lease_is_failed_without_running() {
 /// handed over.
 async fn enqueue_here(db: &Db, wakeup: &Wakeup, count: usize) {
     let jobs: Vec<WhoRan> = (0..count).map(|_| WhoRan {}).collect();
+    commit_here(db, wakeup, &jobs).await;
+}
+
+/// `jobs` enqueued with `enqueue_many_here` in a committed transaction, then handed over.
+async fn commit_here<J: Job>(db: &Db, wakeup: &Wakeup, jobs: &[J]) {
     let mut tx = db.begin().await.unwrap();
-    let enqueued = enqueue_many_here(&mut tx, wakeup, &jobs).await.unwrap();
+    let enqueued = enqueue_many_here(&mut tx, wakeup, jobs).await.unwrap();
     tx.commit().await.unwrap();
     enqueued.hand_over(db, wakeup).await;
 }
@@ -335,7 +379,7 @@ const BY_HANDOFF: &str = "SELECT COUNT(*) FROM jobs WHERE task = 'marker' AND CA
 async fn jobs_enqueued_here_go_to_this_process_s_workers_up_to_their_room() {
     for test in databases().await {
         let db = test.db.clone();
-        let ctx = TestCtx { db: db.clone(), woke: Arc::default() };
+        let ctx = TestCtx::new(db.clone());
         let wakeup = Wakeup::default();
         // No workers in this process (an API-only server): the job queues as usual.
         enqueue_here(&db, &wakeup, 1).await;
@@ -347,7 +391,6 @@ async fn jobs_enqueued_here_go_to_this_process_s_workers_up_to_their_room() {
         let workers = tokio::spawn(run_workers(registry, ctx, db.clone(), test_config(), wakeup.clone(), shutdown.clone()));
         assert!(eventually(Duration::from_secs(5), async || wakeup.handoff.is_open()).await);
         enqueue_here(&db, &wakeup, 3).await;
-        wakeup.job_enqueued();
         assert!(
             eventually(Duration::from_secs(5), async || {
                 count(&db, "SELECT COUNT(*) FROM jobs WHERE task = 'who_ran' AND status = 'succeeded' AND attempts = 1").await == 4
@@ -365,15 +408,57 @@ async fn jobs_enqueued_here_go_to_this_process_s_workers_up_to_their_room() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_batch_of_handed_jobs_waits_for_the_running_one_and_runs_with_the_jobs_behind_it() {
+    for test in databases().await {
+        let db = test.db.clone();
+        let ctx = TestCtx::new(db.clone());
+        let wakeup = Wakeup::default();
+        let shutdown = CancellationToken::new();
+        // A hold far longer than the test: only the running batch's end can release the held jobs.
+        let config = WorkerConfig { hold: Duration::from_secs(60), lease: Duration::from_secs(120), ..test_config() };
+        let registry = Registry::new().register::<Batched>();
+        let workers = tokio::spawn(run_workers(registry, ctx.clone(), db.clone(), config, wakeup.clone(), shutdown.clone()));
+        assert!(eventually(Duration::from_secs(5), async || wakeup.handoff.is_open()).await);
+
+        commit_here(&db, &wakeup, &[Batched { n: 1, gated: true }]).await;
+        assert!(eventually(Duration::from_secs(5), async || ctx.batches().len() == 1).await, "{}", db.backend());
+        // Two commits while [1] runs, further apart than the linger, with a worker free: they
+        // wait for [1], and then run together.
+        commit_here(&db, &wakeup, &[Batched { n: 2, gated: false }]).await;
+        tokio::time::sleep(LINGER * 4).await;
+        commit_here(&db, &wakeup, &[Batched { n: 3, gated: false }]).await;
+        tokio::time::sleep(LINGER * 4).await;
+        assert_eq!(ctx.batches(), vec![vec![1]], "{}: held while a batch of their task runs", db.backend());
+        ctx.gate.add_permits(1);
+        assert!(eventually(Duration::from_secs(5), async || ctx.batches().len() == 2).await, "{}", db.backend());
+        assert_eq!(ctx.batches()[1], vec![2, 3]);
+
+        // Nothing of its task runs: a lone job goes after the linger, not the hold.
+        commit_here(&db, &wakeup, &[Batched { n: 4, gated: false }]).await;
+        assert!(eventually(Duration::from_secs(5), async || ctx.batches().len() == 3).await, "{}", db.backend());
+        assert_eq!(ctx.batches()[2], vec![4]);
+        assert!(
+            eventually(Duration::from_secs(5), async || count(&db, "SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'").await == 4).await,
+            "{}",
+            db.backend()
+        );
+        shutdown.cancel();
+        workers.await.unwrap();
+        test.drop_database().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handed_jobs_are_released_at_shutdown_and_requeued_when_their_process_died() {
     let handed_to = |worker: &str| {
         let wakeup = Wakeup::default();
-        wakeup.handoff.open(worker.into(), Duration::from_millis(300), 4, std::collections::HashMap::from([(WhoRan::NAME, 1)]));
+        let config = WorkerConfig { lease: Duration::from_millis(300), concurrency: 4, ..test_config() };
+        wakeup.handoff.open(worker.into(), &config, std::collections::HashMap::from([(WhoRan::NAME, 1)]));
         wakeup
     };
     for test in databases().await {
         let db = test.db.clone();
-        let ctx = TestCtx { db: db.clone(), woke: Arc::default() };
+        let ctx = TestCtx::new(db.clone());
         // Handed over, then the workers stop before taking them: released, attempt restored.
         let wakeup = handed_to("host:1:handoff:a");
         enqueue_here(&db, &wakeup, 2).await;
@@ -457,7 +542,7 @@ async fn each_period_is_enqueued_once_by_competing_schedulers() {
 async fn prune_finished_jobs_deletes_only_old_finished_jobs() {
     for test in databases().await {
         let db = test.db.clone();
-        let ctx = TestCtx { db: db.clone(), woke: Arc::default() };
+        let ctx = TestCtx::new(db.clone());
         let mut tx = db.begin().await.unwrap();
         for _ in 0..4 {
             enqueue(&mut tx, &Marker { by: "history".into() }).await.unwrap();
