@@ -3,7 +3,9 @@
 #   scripts/load/run.sh sqlite 60            # SQLite, api+worker roles, 60 s
 #   ROLES=api scripts/load/run.sh postgres 30 # durable ingest only on PostgreSQL
 # Env: CONNS (32), THREADS (2), ROLES (api,worker), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/test), KEEP_DB,
-#      BIN (target/release/calseta), EXTRA_ENV ("K=V K=V" passed to the server).
+#      BIN (target/release/calseta), EXTRA_ENV ("K=V K=V" passed to the server),
+#      WORKER_PROCS (0; PostgreSQL only: that many `serve --roles worker` processes share the database,
+#      e.g. ROLES=api WORKER_PROCS=1 for a split deployment; their CPU counts as the server's).
 # Prints: wrk's CSV line, the server's RSS idle / peak, the jobs still queued at the end and 10 s later,
 # /health/live and /health/ready latency sampled during the run, and the server's CPU per accepted alert. Never for CI: it needs wrk.
 set -euo pipefail
@@ -23,11 +25,21 @@ fi
     RATE_LIMIT_INGEST_PER_MINUTE=0 RATE_LIMIT_DEFAULT_PER_MINUTE=0 ENRICHMENT_MOCK_MODE=true \
     ${EXTRA_ENV:-} "$bin" serve --bind 127.0.0.1:0 --roles "${ROLES:-api,worker}" 2>"$work/stderr" >"$work/stdout" & echo $! >"$work/pid" )
 for _ in $(seq 50); do pid=$(pgrep -n -f "^$bin serve" || true); [ -n "$pid" ] && break; sleep 0.1; done
+workers=""
+if [ "${WORKER_PROCS:-0}" -gt 0 ]; then
+  [ "$backend" = postgres ] || { echo "WORKER_PROCS needs postgres" >&2; kill "$pid"; exit 2; }
+  for i in $(seq "$WORKER_PROCS"); do
+    # exec: the pid is the worker's own (its CPU is read, and it is stopped, by pid).
+    ( cd "$work" && exec env -i PATH="$PATH" HOME="$HOME" DATABASE_URL="$db_url" LOG_LEVEL=warn LOG_FORMAT=json \
+        ENRICHMENT_MOCK_MODE=true ${EXTRA_ENV:-} "$bin" serve --roles worker 2>"$work/worker$i.stderr" >/dev/null ) &
+    workers="$workers $!"
+  done
+fi
 # Stop the server, then drop the run's PostgreSQL database (KEEP_DB=1 keeps it for a look).
 cleanup() {
-  kill "$pid" 2>/dev/null || true
+  kill "$pid" $workers 2>/dev/null || true
   if [ "$backend" = postgres ] && [ -z "${KEEP_DB:-}" ]; then
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    for p in $pid $workers; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
     psql "$admin" -qc "DROP DATABASE IF EXISTS $name" >/dev/null 2>&1 || true
   fi
 }
@@ -47,7 +59,7 @@ probe() { # prints the slowest of /health/live and /health/ready latencies every
   done
   echo "probes during load: worst /health/live ${worst_live}s, worst /health/ready ${worst_ready}s, non-200 ready: $bad"
 }
-cpu() { awk '{print $14+$15}' /proc/$pid/stat; }
+cpu() { local t=0; for p in $pid $workers; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
 # PostgreSQL's own CPU (every postgres process; the pool's backends live through the run).
 pg_cpu() { local t=0; for p in $(pgrep -x postgres); do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat 2>/dev/null || echo 0))); done; echo $t; }
 cpu_start=$(cpu); pg_cpu_start=$(pg_cpu)
@@ -63,7 +75,7 @@ depth() { curl -s "$base/health" | sed -n 's/.*"queue_depth":\([0-9]*\).*/\1/p';
 echo "queued at end: $(depth)"; sleep 10; echo "queued 10 s later: $(depth)"; echo "RSS after 10 s: $(rss VmRSS) MiB"
 # CPU per alert: the server's CPU from the start of the load until its queue is empty (at most 60 s
 # more), over the alerts accepted; includes the enrichment of every one of them.
-case "${ROLES:-api,worker}" in *worker*) for _ in $(seq 60); do [ "$(depth)" = 0 ] && break; sleep 1; done ;; esac
+case "${ROLES:-api,worker}${WORKER_PROCS:-0}" in *worker*|*[1-9]*) for _ in $(seq 60); do [ "$(depth)" = 0 ] && break; sleep 1; done ;; esac
 requests=$(grep '^CSV' "$work/wrk.out" | cut -d, -f8); refused=$(grep '^CSV' "$work/wrk.out" | cut -d, -f6)
 awk -v t="$(( $(cpu) - cpu_start ))" -v hz="$(getconf CLK_TCK)" -v n="$(( requests - refused ))" -v q="$(depth)" \
   'BEGIN { printf "server CPU per accepted alert: %.3f ms (%.1f s over %d alerts; %s still queued)\n", 1000*t/hz/n, t/hz, n, q }'
