@@ -29,8 +29,9 @@ const CLAIM_LINGER: Duration = super::handoff::LINGER;
 /// here (`job_enqueued`), the process's poll interval passed (for other processes' jobs, retries
 /// coming due, requeued ones), or its last claim found jobs. Handed jobs wake a worker without a
 /// claim (`handed`). Why: every worker used to claim from each claim class on every pass and on
-/// its own poll timer; on PostgreSQL each empty claim is a transaction, and under load they were
-/// two thirds of all transactions (~10,000 in a 20 s run of 24,000 alerts).
+/// its own poll timer; on PostgreSQL each empty claim is a transaction: dropping them halved the
+/// transactions of a 20 s run of 24,000 alerts (~12,500 → ~6,000), and an idle server's from 149
+/// to 25 a second.
 #[derive(Default, Clone)]
 pub struct Wakeup {
     notify: Arc<Notify>,
