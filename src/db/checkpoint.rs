@@ -23,7 +23,7 @@ use std::time::Duration;
 use sqlx::ConnectOptions;
 use tokio_util::sync::CancellationToken;
 
-use super::{Db, sqlite_writer};
+use super::{Db, hold_sqlite_writer};
 
 /// How often the background checkpoint runs.
 const EVERY: Duration = Duration::from_millis(200);
@@ -63,7 +63,7 @@ pub async fn run(db: Db, shutdown: CancellationToken) {
             let c = conn.as_mut().expect("connected above");
             let frames = checkpoint(c).await?;
             if in_background && frames > REWIND_AFTER_FRAMES {
-                let _writers_wait = sqlite_writer(&path).lock_owned().await;
+                let _writers_wait = hold_sqlite_writer(&path).await;
                 checkpoint(c).await?;
             }
             Ok::<_, sqlx::Error>(())
@@ -106,8 +106,7 @@ async fn hand_over(path: &Path, to_background: bool) -> bool {
         checkpointed_in_background().remove(path);
     }
     // Holding the gate, no write transaction is open on the writer.
-    let gate = sqlite_writer(path);
-    let mut writer = gate.lock().await;
+    let mut writer = hold_sqlite_writer(path).await;
     if let Some(conn) = writer.as_mut() {
         let pages = if to_background { "0" } else { DEFAULT_AUTOCHECKPOINT };
         let set = format!("PRAGMA wal_autocheckpoint = {pages}");

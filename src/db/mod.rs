@@ -31,6 +31,40 @@ fn sqlite_writer(path: &std::path::Path) -> SqliteWriter {
     writers.entry(path.to_path_buf()).or_default().clone()
 }
 
+/// Waits for the write gate of the SQLite file at `path` and holds it.
+async fn hold_sqlite_writer(path: &std::path::Path) -> WriterHeld {
+    let guard = sqlite_writer(path).lock_owned().await;
+    WriterHeld { guard, since: std::time::Instant::now() }
+}
+
+/// The write gate, held: by a write transaction or a checkpoint that must not overlap one. On
+/// release it records how long it was held (`calseta_sqlite_writer_held_seconds`): the rate of
+/// that sum is the share of time the one write connection is busy, which is what bounds a
+/// SQLite server's ingest and enrichment throughput (README, "Not built yet").
+struct WriterHeld {
+    guard: tokio::sync::OwnedMutexGuard<Option<sqlx::SqliteConnection>>,
+    since: std::time::Instant,
+}
+
+impl std::ops::Deref for WriterHeld {
+    type Target = Option<sqlx::SqliteConnection>;
+    fn deref(&self) -> &Self::Target {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for WriterHeld {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.guard
+    }
+}
+
+impl Drop for WriterHeld {
+    fn drop(&mut self) {
+        crate::observability::sqlite_writer_held(self.since.elapsed());
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Db {
     Postgres(PgPool),
@@ -74,7 +108,7 @@ pub enum Tx {
 
 /// A write transaction on this process's write connection to a SQLite file, holding its gate.
 pub struct SqliteTx {
-    writer: tokio::sync::OwnedMutexGuard<Option<sqlx::SqliteConnection>>,
+    writer: WriterHeld,
     open: bool,
 }
 
@@ -82,7 +116,7 @@ impl SqliteTx {
     async fn begin(pool: &SqlitePool) -> Result<Self, sqlx::Error> {
         use sqlx::ConnectOptions;
         let options = pool.connect_options();
-        let mut writer = sqlite_writer(options.get_filename()).lock_owned().await;
+        let mut writer = hold_sqlite_writer(options.get_filename()).await;
         if writer.is_none() {
             // The writer alone gets the large page cache: it touches the hot pages of the
             // ingest and queue tables on every batch.

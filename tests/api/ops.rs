@@ -30,6 +30,7 @@ async fn metrics_are_off_by_default() {
 }
 
 async fn metrics_behind_an_admin_key(backend: Backend) {
+    let sqlite = matches!(backend, Backend::Sqlite);
     let server = TestServer::builder(backend).env("METRICS_ENABLED", "true").start().await;
     let admin = server.admin_key.clone();
     expect_error(server.request(Method::GET, "/metrics", None).send().await.unwrap(), 401, "UNAUTHORIZED").await;
@@ -57,12 +58,28 @@ async fn metrics_behind_an_admin_key(backend: Backend) {
     assert!(text.contains(r#"route="/v1/alerts/{alert_uuid}",method="GET",status="404""#), "{text}");
     assert!(text.contains(r#"calseta_jobs_total{queue="#) && text.contains(r#"task="enrich_alert",outcome="succeeded"}"#), "{text}");
     assert!(text.contains("calseta_job_duration_seconds_bucket"), "{text}");
+    // How long the one SQLite write connection was held (the ingest and enrichment transactions
+    // at least): the rate of its sum is the writer's occupancy. PostgreSQL has no such gate.
+    let held = sample(&text, "calseta_sqlite_writer_held_seconds_count");
+    if sqlite {
+        assert!(held.is_some_and(|count| count >= 2.0), "{held:?} in {text}");
+        assert!(sample(&text, "calseta_sqlite_writer_held_seconds_sum").is_some_and(|seconds| seconds > 0.0), "{text}");
+        // Its own buckets, from half a millisecond: a transaction holds it for a few.
+        assert!(text.contains(r#"calseta_sqlite_writer_held_seconds_bucket{le="0.0005"}"#), "{text}");
+    } else {
+        assert_eq!(held, None, "{text}");
+    }
     // Bounded cardinality: no uuid, no indicator value, no key material in any series.
     let uuid_like = regex_lite_uuid(&text);
     assert!(uuid_like.is_none(), "a uuid in the metrics: {uuid_like:?}");
     assert!(!text.contains("198.51.100.7") && !text.contains(&admin[..12]));
 }
 dual!(metrics_behind_an_admin_key);
+
+/// The value of an unlabelled series in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
 
 /// Finds a hyphenated uuid without a regex dependency.
 fn regex_lite_uuid(text: &str) -> Option<String> {
